@@ -1,0 +1,402 @@
+//! Protocol tuning, with presets and validation.
+//!
+//! The values that should grow with the cluster, the retransmit limit and the
+//! suspicion timeout, are not fixed numbers here: they are multipliers applied
+//! to the *current* member count at run time (as in memberlist), so one
+//! `Config` serves a cluster of 3 and of 3,000.
+
+use core::fmt;
+use core::time::Duration;
+
+/// The smallest `max_packet_size` accepted: a header plus a few updates must fit.
+pub const MIN_PACKET_SIZE: usize = 128;
+/// The largest `max_packet_size` accepted: the largest UDP payload over IPv4.
+pub const MAX_PACKET_SIZE: usize = 65_507;
+
+/// How often a periodic task runs and how many members it talks to each time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct PeriodicParams {
+    /// Time between runs. Must not be zero.
+    pub frequency: Duration,
+    /// Members contacted per run. Must not be zero.
+    pub num_members: u8,
+}
+
+/// Every tunable of the protocol. Start from a preset; [`Config::validate`]
+/// says exactly what is wrong with a hand-made one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Config {
+    /// One member is probed per period (SWIM's protocol period T').
+    pub probe_period: Duration,
+    /// How long to wait for a direct ack before asking helpers. Must be below
+    /// `probe_period`; set it to a high percentile of your round-trip time.
+    pub probe_rtt: Duration,
+    /// Helpers asked to probe indirectly when a direct probe goes unanswered
+    /// (SWIM's k). Zero disables indirect probing.
+    pub num_indirect_probes: u8,
+    /// Each update is sent `retransmit_multiplier × ⌈log10(n + 1)⌉` times,
+    /// with `n` the current number of members (memberlist's formula).
+    pub retransmit_multiplier: u8,
+    /// A suspect is declared down after
+    /// `suspicion_multiplier × max(1, ⌈log10(n)⌉) × probe_period`.
+    pub suspicion_multiplier: u8,
+    /// Down and left members are remembered this long, so stale news about
+    /// them is recognised; while this member has no live peer they are kept
+    /// longer, as contacts for recovery.
+    pub remove_down_after: Duration,
+    /// Largest datagram sent or accepted, in bytes.
+    pub max_packet_size: usize,
+    /// Most members kept in the table (active and inactive). News of further
+    /// members is dropped and counted.
+    pub max_members: usize,
+    /// Most membership updates waiting to be disseminated. When full, the
+    /// most-transmitted update is dropped and counted.
+    pub max_updates_backlog: usize,
+    /// Most custom broadcasts waiting to be disseminated; same policy.
+    pub max_broadcast_backlog: usize,
+    /// Announce to random active members now and then: repairs views that
+    /// drifted apart (full state sync). `None` disables.
+    pub periodic_announce: Option<PeriodicParams>,
+    /// Announce to random down members now and then: lets partitions heal
+    /// even when the other side forgot us. `None` disables.
+    pub periodic_announce_to_down_members: Option<PeriodicParams>,
+    /// Send the updates backlog to random members now and then, besides
+    /// piggybacking it on probes. `None` disables.
+    pub periodic_gossip: Option<PeriodicParams>,
+    /// While no peer is alive, seeds and known members are retried, first
+    /// after this delay, doubling up to `rejoin_backoff_max`, with jitter.
+    pub rejoin_backoff_min: Duration,
+    /// The longest delay between two recovery attempts.
+    pub rejoin_backoff_max: Duration,
+}
+
+impl Config {
+    /// A config for a LAN of roughly `cluster_size` members, after memberlist's
+    /// `DefaultLANConfig` (1 s probes, 500 ms RTT, 3 helpers, multipliers 4/4),
+    /// with periodic gossip every 200 ms and backlogs sized to the cluster.
+    pub fn new_lan(cluster_size: usize) -> Self {
+        let size = cluster_size.max(1);
+        Self {
+            probe_period: Duration::from_secs(1),
+            probe_rtt: Duration::from_millis(500),
+            num_indirect_probes: 3,
+            retransmit_multiplier: 4,
+            suspicion_multiplier: 4,
+            remove_down_after: Duration::from_secs(15),
+            max_packet_size: 1400,
+            max_members: size.saturating_mul(2).max(1024),
+            max_updates_backlog: size.max(256),
+            max_broadcast_backlog: 1024,
+            periodic_announce: Some(PeriodicParams {
+                frequency: Duration::from_secs(30),
+                num_members: 1,
+            }),
+            periodic_announce_to_down_members: Some(PeriodicParams {
+                frequency: Duration::from_secs(45),
+                num_members: 2,
+            }),
+            periodic_gossip: Some(PeriodicParams {
+                frequency: Duration::from_millis(200),
+                num_members: 3,
+            }),
+            rejoin_backoff_min: Duration::from_millis(500),
+            rejoin_backoff_max: Duration::from_secs(30),
+        }
+    }
+
+    /// A config for members spread over a WAN, after memberlist's
+    /// `DefaultWANConfig` (5 s probes, 3 s RTT, suspicion multiplier 6).
+    pub fn new_wan(cluster_size: usize) -> Self {
+        Self {
+            probe_period: Duration::from_secs(5),
+            probe_rtt: Duration::from_secs(3),
+            suspicion_multiplier: 6,
+            remove_down_after: Duration::from_secs(60),
+            periodic_announce: Some(PeriodicParams {
+                frequency: Duration::from_secs(60),
+                num_members: 1,
+            }),
+            periodic_gossip: Some(PeriodicParams {
+                frequency: Duration::from_millis(500),
+                num_members: 4,
+            }),
+            rejoin_backoff_min: Duration::from_secs(2),
+            rejoin_backoff_max: Duration::from_secs(120),
+            ..Self::new_lan(cluster_size)
+        }
+    }
+
+    /// A config for small networks of constrained devices: small datagrams
+    /// (512 bytes, below any common MTU), small bounded tables, fewer
+    /// messages (2 helpers, no periodic gossip; updates ride on probes).
+    pub fn new_embedded() -> Self {
+        Self {
+            probe_period: Duration::from_secs(2),
+            probe_rtt: Duration::from_millis(800),
+            num_indirect_probes: 2,
+            retransmit_multiplier: 3,
+            suspicion_multiplier: 4,
+            remove_down_after: Duration::from_secs(30),
+            max_packet_size: 512,
+            max_members: 64,
+            max_updates_backlog: 64,
+            max_broadcast_backlog: 16,
+            periodic_announce: Some(PeriodicParams {
+                frequency: Duration::from_secs(60),
+                num_members: 1,
+            }),
+            periodic_announce_to_down_members: Some(PeriodicParams {
+                frequency: Duration::from_secs(60),
+                num_members: 1,
+            }),
+            periodic_gossip: None,
+            rejoin_backoff_min: Duration::from_secs(1),
+            rejoin_backoff_max: Duration::from_secs(60),
+        }
+    }
+
+    /// The plain SWIM of the paper with no periodic extras, for tests and
+    /// for reasoning: 1 s probes, 300 ms RTT, 3 helpers, no periodic tasks.
+    pub fn simple() -> Self {
+        Self {
+            probe_period: Duration::from_millis(1000),
+            probe_rtt: Duration::from_millis(300),
+            num_indirect_probes: 3,
+            retransmit_multiplier: 4,
+            suspicion_multiplier: 4,
+            remove_down_after: Duration::from_secs(15),
+            max_packet_size: 1400,
+            max_members: 1024,
+            max_updates_backlog: 256,
+            max_broadcast_backlog: 256,
+            periodic_announce: None,
+            periodic_announce_to_down_members: None,
+            periodic_gossip: None,
+            rejoin_backoff_min: Duration::from_millis(500),
+            rejoin_backoff_max: Duration::from_secs(30),
+        }
+    }
+
+    /// Checks every rule; the error names the field and the rule it broke.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field, rule| Err(ConfigError { field, rule });
+        if self.probe_period.is_zero() {
+            return err("probe_period", "must be greater than zero");
+        }
+        if self.probe_rtt.is_zero() {
+            return err("probe_rtt", "must be greater than zero");
+        }
+        if self.probe_rtt >= self.probe_period {
+            return err(
+                "probe_rtt",
+                "must be below probe_period, to leave time for indirect probes",
+            );
+        }
+        if self.retransmit_multiplier == 0 {
+            return err(
+                "retransmit_multiplier",
+                "must be at least 1, or updates are never sent",
+            );
+        }
+        if self.suspicion_multiplier == 0 {
+            return err(
+                "suspicion_multiplier",
+                "must be at least 1, or suspects cannot refute",
+            );
+        }
+        if self.remove_down_after.is_zero() {
+            return err(
+                "remove_down_after",
+                "must be greater than zero, to recognise stale news",
+            );
+        }
+        if self.max_packet_size < MIN_PACKET_SIZE {
+            return err(
+                "max_packet_size",
+                "must be at least 128 bytes (MIN_PACKET_SIZE)",
+            );
+        }
+        if self.max_packet_size > MAX_PACKET_SIZE {
+            return err(
+                "max_packet_size",
+                "must be at most 65507 bytes (MAX_PACKET_SIZE, the largest UDP payload)",
+            );
+        }
+        if self.max_members == 0 {
+            return err("max_members", "must be at least 1");
+        }
+        if self.max_members > u32::MAX as usize {
+            return err("max_members", "must fit in a u32");
+        }
+        if self.max_updates_backlog == 0 {
+            return err("max_updates_backlog", "must be at least 1");
+        }
+        if self.max_broadcast_backlog == 0 {
+            return err("max_broadcast_backlog", "must be at least 1");
+        }
+        for (field, params) in [
+            ("periodic_announce", self.periodic_announce),
+            (
+                "periodic_announce_to_down_members",
+                self.periodic_announce_to_down_members,
+            ),
+            ("periodic_gossip", self.periodic_gossip),
+        ] {
+            if let Some(p) = params {
+                if p.frequency.is_zero() {
+                    return err(field, "frequency must be greater than zero (or use None)");
+                }
+                if p.num_members == 0 {
+                    return err(field, "num_members must be at least 1 (or use None)");
+                }
+            }
+        }
+        if self.rejoin_backoff_min.is_zero() {
+            return err("rejoin_backoff_min", "must be greater than zero");
+        }
+        if self.rejoin_backoff_max < self.rejoin_backoff_min {
+            return err("rejoin_backoff_max", "must not be below rejoin_backoff_min");
+        }
+        Ok(())
+    }
+
+    /// How many times an update is sent when the cluster has `members`
+    /// members (this one included): `retransmit_multiplier × ⌈log10(n + 1)⌉`.
+    pub fn max_transmissions(&self, members: usize) -> u32 {
+        u32::from(self.retransmit_multiplier) * decimal_digits(members)
+    }
+
+    /// How long a suspect has to refute when the cluster has `members`
+    /// members (this one included):
+    /// `suspicion_multiplier × max(1, ⌈log10(n)⌉) × probe_period`.
+    pub fn suspicion_timeout(&self, members: usize) -> Duration {
+        let factor = u32::from(self.suspicion_multiplier) * ceil_log10(members).max(1);
+        self.probe_period.saturating_mul(factor)
+    }
+}
+
+impl Default for Config {
+    /// [`Config::new_lan`] for a cluster of 16.
+    fn default() -> Self {
+        Self::new_lan(16)
+    }
+}
+
+/// `⌈log10(n + 1)⌉` for `n ≥ 1`, i.e. the number of decimal digits of `n`.
+fn decimal_digits(n: usize) -> u32 {
+    n.max(1).ilog10() + 1
+}
+
+/// `⌈log10(n)⌉`, zero for `n ≤ 1`.
+fn ceil_log10(n: usize) -> u32 {
+    if n <= 1 { 0 } else { (n - 1).ilog10() + 1 }
+}
+
+/// A config rule that was broken: which field, and what it must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending field of [`Config`].
+    pub field: &'static str,
+    /// The rule it broke, phrased as what to change.
+    pub rule: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid config: `{}` {}", self.field, self.rule)
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid() {
+        for c in [
+            Config::simple(),
+            Config::new_lan(3),
+            Config::new_lan(10_000),
+            Config::new_wan(100),
+            Config::new_embedded(),
+            Config::default(),
+        ] {
+            assert_eq!(c.validate(), Ok(()), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn impossible_configs_name_the_field() {
+        let base = Config::simple();
+        let cases: [(Config, &str); 6] = [
+            (
+                Config {
+                    probe_period: Duration::ZERO,
+                    ..base.clone()
+                },
+                "probe_period",
+            ),
+            (
+                Config {
+                    probe_rtt: base.probe_period,
+                    ..base.clone()
+                },
+                "probe_rtt",
+            ),
+            (
+                Config {
+                    max_packet_size: 64,
+                    ..base.clone()
+                },
+                "max_packet_size",
+            ),
+            (
+                Config {
+                    retransmit_multiplier: 0,
+                    ..base.clone()
+                },
+                "retransmit_multiplier",
+            ),
+            (
+                Config {
+                    periodic_gossip: Some(PeriodicParams {
+                        frequency: Duration::ZERO,
+                        num_members: 1,
+                    }),
+                    ..base.clone()
+                },
+                "periodic_gossip",
+            ),
+            (
+                Config {
+                    rejoin_backoff_max: Duration::from_millis(1),
+                    ..base.clone()
+                },
+                "rejoin_backoff_max",
+            ),
+        ];
+        for (config, field) in cases {
+            let e = config.validate().unwrap_err();
+            assert_eq!(e.field, field);
+            let text = alloc::format!("{e}");
+            assert!(text.contains(field), "{text}");
+        }
+    }
+
+    #[test]
+    fn size_adaptive_formulas() {
+        let c = Config::simple();
+        assert_eq!(c.max_transmissions(1), 4);
+        assert_eq!(c.max_transmissions(9), 4);
+        assert_eq!(c.max_transmissions(10), 8);
+        assert_eq!(c.max_transmissions(1000), 16);
+        assert_eq!(c.suspicion_timeout(1), Duration::from_secs(4));
+        assert_eq!(c.suspicion_timeout(10), Duration::from_secs(4));
+        assert_eq!(c.suspicion_timeout(11), Duration::from_secs(8));
+        assert_eq!(c.suspicion_timeout(10_000), Duration::from_secs(16));
+    }
+}

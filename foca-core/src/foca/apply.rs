@@ -1,0 +1,220 @@
+//! Merging membership news into the table (SWIM §4.2, with a total order).
+
+use core::cmp::Ordering;
+
+use rand::Rng;
+
+use super::{Foca, Status};
+use crate::{
+    BroadcastHandler, Codec, Error, Identity, Invalidates, Member, Notification, Runtime, State,
+    Timer,
+};
+
+impl<T, C, R, B> Foca<T, C, R, B>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+    B: BroadcastHandler<T>,
+{
+    /// Merges one piece of news. The table keeps, per address, the greatest
+    /// news under this order: a winning identity (see
+    /// [`Identity::win_addr_conflict`]) beats a losing one; for one identity,
+    /// [`Member::precedence`] decides. Taking a maximum makes merging
+    /// commutative and idempotent: members converge whatever order news
+    /// arrives in.
+    pub(super) fn apply_update(
+        &mut self,
+        news: Member<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let addr = news.id().addr();
+        if addr == self.identity.addr() {
+            return self.apply_to_self(news, runtime);
+        }
+        let Some(pos) = self.members.find(&addr) else {
+            return self.insert_member(news, runtime);
+        };
+        let Some(current) = self.members.get(pos) else {
+            return Ok(());
+        };
+        let renamed = if current.id() == news.id() {
+            if news.precedence(current) != Ordering::Greater {
+                return Ok(());
+            }
+            false
+        } else if news.id().win_addr_conflict(current.id()) {
+            true
+        } else {
+            return Ok(());
+        };
+        let old = current.clone();
+        self.members.update(pos, news.clone(), &mut self.rng);
+        self.notify_transition(Some(&old), renamed, &news, runtime);
+        self.schedule_for(&news, runtime);
+        self.enqueue_update(&news)
+    }
+
+    fn insert_member(
+        &mut self,
+        news: Member<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        if self.members.len() >= self.config.max_members {
+            // Make room by forgetting an inactive member, never an active one.
+            let inactive = self.members.num_inactive();
+            if inactive == 0 || !news.is_active() {
+                self.metrics.members_dropped += 1;
+                return Ok(());
+            }
+            let last = self.members.len() - 1;
+            self.members.remove(last);
+        }
+        self.members.insert(news.clone(), &mut self.rng);
+        self.notify_transition(None, false, &news, runtime);
+        self.schedule_for(&news, runtime);
+        self.enqueue_update(&news)
+    }
+
+    fn notify_transition(
+        &mut self,
+        old: Option<&Member<T>>,
+        renamed: bool,
+        new: &Member<T>,
+        runtime: &mut impl Runtime<T>,
+    ) {
+        let was_active = old.is_some_and(Member::is_active);
+        let id = new.id().clone();
+        match (was_active, new.state()) {
+            (true, State::Alive | State::Suspect) => {
+                if let Some(old) = old {
+                    if renamed {
+                        runtime.notify(Notification::Rename(old.id().clone(), id));
+                    } else if old.state() == State::Suspect && new.state() == State::Alive {
+                        self.metrics.suspicions_refuted += 1;
+                    }
+                }
+            }
+            (true, State::Down) => {
+                let gone = old.map_or(id, |o| o.id().clone());
+                runtime.notify(Notification::MemberDown(gone));
+            }
+            (true, State::Left) => {
+                let gone = old.map_or(id, |o| o.id().clone());
+                runtime.notify(Notification::MemberLeft(gone));
+            }
+            (false, State::Alive | State::Suspect) => runtime.notify(Notification::MemberUp(id)),
+            (false, State::Down | State::Left) => {}
+        }
+    }
+
+    /// Timers a member needs in its new state.
+    fn schedule_for(&mut self, member: &Member<T>, runtime: &mut impl Runtime<T>) {
+        match member.state() {
+            State::Alive => {}
+            State::Suspect => runtime.submit_after(
+                Timer::ChangeSuspectToDown {
+                    member_id: member.id().clone(),
+                    incarnation: member.incarnation(),
+                },
+                self.config.suspicion_timeout(self.members.num_active() + 1),
+            ),
+            State::Down | State::Left => runtime.submit_after(
+                Timer::RemoveDown {
+                    member_id: member.id().clone(),
+                    incarnation: member.incarnation(),
+                },
+                self.config.remove_down_after,
+            ),
+        }
+    }
+
+    /// News about this member's own address.
+    fn apply_to_self(
+        &mut self,
+        news: Member<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        if news.id() != &self.identity {
+            // An old identity of ours, or someone claiming our address.
+            self.metrics.foreign_self_updates += 1;
+            return Ok(());
+        }
+        let seen = news.incarnation();
+        match news.state() {
+            State::Alive => {
+                // A former life of ours (before a restart) got further:
+                // carry on from there so our news is not taken as stale.
+                if seen > self.incarnation {
+                    self.incarnation = seen;
+                    self.enqueue_self()?;
+                }
+                Ok(())
+            }
+            State::Suspect if seen >= self.incarnation => {
+                self.metrics.self_suspicions_refuted += 1;
+                self.refute(seen, runtime)
+            }
+            State::Down | State::Left if seen >= self.incarnation => {
+                if self.status == Status::Left {
+                    return Ok(());
+                }
+                self.metrics.self_declared_down += 1;
+                self.refute(seen, runtime)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Raises the incarnation above `seen` and spreads the news; renews the
+    /// identity when the incarnation is spent.
+    pub(super) fn refute(
+        &mut self,
+        seen: crate::Incarnation,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        if self.status != Status::Running {
+            return Ok(());
+        }
+        match seen.checked_add(1) {
+            Some(next) => {
+                if next > self.incarnation {
+                    self.incarnation = next;
+                }
+                self.enqueue_self()
+            }
+            None => self.renew_identity(runtime),
+        }
+    }
+
+    /// Queues an update for dissemination, replacing older news about the
+    /// same address.
+    pub(super) fn enqueue_update(&mut self, member: &Member<T>) -> Result<(), Error> {
+        let mut data = alloc::vec::Vec::new();
+        self.codec
+            .encode_member(member, &mut data)
+            .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
+        if data.len() > self.max_item_size() {
+            return Err(Error::ItemTooLarge {
+                size: data.len(),
+                max: self.max_item_size(),
+            });
+        }
+        // Whatever reaches here won the merge: it replaces queued news.
+        let _ = self
+            .updates
+            .insert(member.id().addr(), (), data, |_, _| true);
+        Ok(())
+    }
+
+    /// Queues a custom broadcast; returns whether it was queued (a queued
+    /// item with the same key that is not invalidated keeps its place).
+    pub(super) fn enqueue_broadcast(&mut self, broadcast: B::Broadcast, data: &[u8]) -> bool {
+        let key = broadcast.key();
+        self.broadcasts
+            .insert(key, broadcast, data.to_vec(), |new, old| {
+                new.invalidates(old)
+            })
+            .is_ok()
+    }
+}

@@ -1,0 +1,620 @@
+//! The SWIM state machine.
+//!
+//! [`Foca`] is one cluster member. It is driven by four kinds of input, each a
+//! method: datagrams ([`Foca::handle_data`]), timer events
+//! ([`Foca::handle_timer`]), user commands (announce, leave, broadcast, ...)
+//! and nothing else. Its output goes through a [`Runtime`]: datagrams to send,
+//! timers to schedule, notifications. It never blocks, reads a clock or
+//! touches a socket, so the same code runs in a tokio service, on a
+//! microcontroller and in the simulator.
+//!
+//! The protocol, in short (SWIM, Das et al. 2002, with its Inf. and Susp.
+//! extensions):
+//! - every `probe_period` one member is pinged, in randomized round-robin
+//!   order; if no ack comes within `probe_rtt`, `num_indirect_probes` helpers
+//!   ping it on our behalf; with no ack at all by the end of the period it is
+//!   *suspected*;
+//! - a suspect that does not refute (by raising its incarnation) within the
+//!   suspicion timeout is declared *down*;
+//! - all news rides on the datagrams the protocol sends anyway, each item a
+//!   bounded number of times (infection-style dissemination).
+//!
+//! Where it departs from the original foca crate, on purpose:
+//! - News about one identity is totally ordered (incarnation, then
+//!   `Left > Down > Suspect > Alive`), and every merge takes the maximum. So a
+//!   stale `Down` can never override a refutation, merging is commutative and
+//!   idempotent, and a member declared down rejoins by refuting at a higher
+//!   incarnation, with no identity change needed.
+//! - A member with no live peer keeps retrying its seeds and the members it
+//!   knew, with exponential backoff and jitter, until the network returns.
+//! - Timer events carry tokens: late, duplicated and reordered events are
+//!   recognised and ignored, never an error.
+
+mod apply;
+mod receive;
+mod send;
+mod timers;
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand::Rng;
+
+use crate::backlog::Backlog;
+use crate::members::Members;
+use crate::{
+    BroadcastHandler, Codec, Config, Error, Header, Identity, Incarnation, Invalidates, Member,
+    Message, Metrics, NoCustomBroadcast, Notification, ProbeNumber, Runtime, State, Timer,
+};
+
+use timers::Chains;
+
+/// Most seeds remembered for recovery; further ones are ignored.
+pub const MAX_SEEDS: usize = 32;
+
+/// Whether this member is part of a cluster, as far as it can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Running, with at least one live peer.
+    Connected,
+    /// Running with no live peer: retrying its seeds and known members.
+    Disconnected,
+    /// Left the cluster on purpose; `announce` or `join` rejoins.
+    Left,
+    /// Incarnation spent and identity not renewable; `change_identity`
+    /// revives it.
+    Defunct,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Running,
+    Left,
+    Defunct,
+}
+
+/// The probe in progress.
+struct Probe<T> {
+    number: ProbeNumber,
+    /// The member probed, as it was when the probe started.
+    target: Option<Member<T>>,
+    acked: bool,
+    /// Whether the indirect stage (`SendIndirectProbe`) has run.
+    indirect_done: bool,
+    /// Whether helpers were asked (so an ack counts as an indirect success).
+    indirect_sent: bool,
+}
+
+type BroadcastKey<T, B> = <<B as BroadcastHandler<T>>::Broadcast as Invalidates>::Key;
+
+/// One member of a SWIM cluster. See the [module docs](self).
+///
+/// - `T`: the [`Identity`] type;
+/// - `C`: the [`Codec`];
+/// - `R`: the random number generator (seed it for reproducible runs);
+/// - `B`: the [`BroadcastHandler`] for custom broadcasts.
+pub struct Foca<T, C, R, B = NoCustomBroadcast>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+    B: BroadcastHandler<T>,
+{
+    identity: T,
+    incarnation: Incarnation,
+    status: Status,
+    connected: bool,
+    config: Config,
+    rng: R,
+    codec: C,
+    handler: B,
+    members: Members<T>,
+    updates: Backlog<T::Addr, ()>,
+    broadcasts: Backlog<BroadcastKey<T, B>, B::Broadcast>,
+    probe: Probe<T>,
+    chains: Chains,
+    seeds: Vec<T>,
+    metrics: Metrics,
+    /// Encoded size of the largest header this member sends.
+    header_size: usize,
+    /// Scratch buffers, kept to avoid allocating per datagram.
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    ids: Vec<T>,
+}
+
+impl<T, C, R> Foca<T, C, R, NoCustomBroadcast>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+{
+    /// A member without custom broadcasts. Fails if `config` is invalid or
+    /// a header with `identity` cannot fit in `config.max_packet_size`.
+    pub fn new(identity: T, config: Config, rng: R, codec: C) -> Result<Self, Error> {
+        Self::with_custom_broadcast(identity, config, rng, codec, NoCustomBroadcast)
+    }
+}
+
+impl<T, C, R, B> Foca<T, C, R, B>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+    B: BroadcastHandler<T>,
+{
+    /// A member whose custom broadcasts are handled by `handler`.
+    pub fn with_custom_broadcast(
+        identity: T,
+        config: Config,
+        mut rng: R,
+        codec: C,
+        handler: B,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        let seed = rng.next_u64();
+        let mut foca = Self {
+            identity,
+            incarnation: 0,
+            status: Status::Running,
+            connected: false,
+            updates: Backlog::new(config.max_updates_backlog),
+            broadcasts: Backlog::new(config.max_broadcast_backlog),
+            config,
+            rng,
+            codec,
+            handler,
+            members: Members::new(seed),
+            probe: Probe {
+                number: 0,
+                target: None,
+                acked: false,
+                indirect_done: false,
+                indirect_sent: false,
+            },
+            chains: Chains::new(),
+            seeds: Vec::new(),
+            metrics: Metrics::default(),
+            header_size: 0,
+            buf: Vec::new(),
+            scratch: Vec::new(),
+            ids: Vec::new(),
+        };
+        foca.header_size = foca.measure_header()?;
+        Ok(foca)
+    }
+
+    /// This member's identity.
+    pub fn identity(&self) -> &T {
+        &self.identity
+    }
+
+    /// This member's incarnation.
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether this member is connected, alone, gone or defunct.
+    pub fn connection_state(&self) -> ConnectionState {
+        match self.status {
+            Status::Left => ConnectionState::Left,
+            Status::Defunct => ConnectionState::Defunct,
+            Status::Running if self.members.num_active() > 0 => ConnectionState::Connected,
+            Status::Running => ConnectionState::Disconnected,
+        }
+    }
+
+    /// The custom broadcast handler.
+    pub fn broadcast_handler(&self) -> &B {
+        &self.handler
+    }
+
+    /// The custom broadcast handler, mutably (to update its own state).
+    pub fn broadcast_handler_mut(&mut self) -> &mut B {
+        &mut self.handler
+    }
+
+    /// Counters of what this member did and dropped, with current gauges.
+    pub fn metrics(&self) -> Metrics {
+        let mut m = self.metrics;
+        m.updates_dropped = self.updates.dropped;
+        m.broadcasts_dropped = self.broadcasts.dropped;
+        m.updates_backlog = self.updates.len() as u64;
+        m.broadcast_backlog = self.broadcasts.len() as u64;
+        m
+    }
+
+    /// The number of active (alive or suspect) members, not counting this one.
+    pub fn num_members(&self) -> usize {
+        self.members.num_active()
+    }
+
+    /// The active (alive or suspect) members, not counting this one.
+    pub fn iter_members(&self) -> impl Iterator<Item = &Member<T>> + '_ {
+        self.members.active_members().iter()
+    }
+
+    /// Every member in the table, down and left ones included: the state to
+    /// persist and restore (with [`Foca::apply_many`]) across restarts.
+    pub fn iter_membership_state(&self) -> impl Iterator<Item = &Member<T>> + '_ {
+        self.members.all().iter()
+    }
+
+    /// What this member knows about `addr`, if anything.
+    pub fn member(&self, addr: &T::Addr) -> Option<&Member<T>> {
+        self.members
+            .find(addr)
+            .and_then(|pos| self.members.get(pos))
+    }
+
+    /// Membership updates waiting to be disseminated.
+    pub fn updates_backlog(&self) -> usize {
+        self.updates.len()
+    }
+
+    /// Custom broadcasts waiting to be disseminated.
+    pub fn custom_broadcast_backlog(&self) -> usize {
+        self.broadcasts.len()
+    }
+
+    /// Heap bytes held by the member table and its lookup index.
+    pub fn member_table_heap_bytes(&self) -> usize {
+        self.members.heap_bytes()
+    }
+
+    /// The seeds retried while this member has no live peer.
+    pub fn seeds(&self) -> &[T] {
+        &self.seeds
+    }
+
+    fn check_running(&self) -> Result<(), Error> {
+        match self.status {
+            Status::Running => Ok(()),
+            Status::Left => Err(Error::Left),
+            Status::Defunct => Err(Error::Defunct),
+        }
+    }
+
+    /// Asks `dst` to let this member in. `dst` may be a placeholder identity
+    /// that only has the right address (see
+    /// [`GenerationalId::seed`](crate::GenerationalId::seed)). After a leave,
+    /// this rejoins at a higher incarnation.
+    pub fn announce(&mut self, dst: T, mut runtime: impl Runtime<T>) -> Result<(), Error> {
+        if dst.addr() == self.identity.addr() {
+            return Err(Error::AnnounceToSelf);
+        }
+        self.resume(&mut runtime)?;
+        self.send(&dst, Message::Announce, &mut runtime)?;
+        self.after_change(&mut runtime);
+        Ok(())
+    }
+
+    /// Joins through `seeds`: announces to each and remembers them (up to
+    /// [`MAX_SEEDS`]), so that if this member ever loses every peer it
+    /// retries them, with backoff, until the network returns.
+    pub fn join(
+        &mut self,
+        seeds: impl IntoIterator<Item = T>,
+        mut runtime: impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let own = self.identity.addr();
+        self.seeds.clear();
+        for seed in seeds {
+            if seed.addr() != own && self.seeds.len() < MAX_SEEDS && !self.seeds.contains(&seed) {
+                self.seeds.push(seed);
+            }
+        }
+        self.resume(&mut runtime)?;
+        let seeds = core::mem::take(&mut self.seeds);
+        let mut result = Ok(());
+        for seed in &seeds {
+            if let Err(e) = self.send(seed, Message::Announce, &mut runtime) {
+                result = Err(e);
+            }
+        }
+        self.seeds = seeds;
+        self.after_change(&mut runtime);
+        result
+    }
+
+    /// After a leave, come back at a higher incarnation. No-op when running.
+    fn resume(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        match self.status {
+            Status::Running => Ok(()),
+            Status::Defunct => Err(Error::Defunct),
+            Status::Left => {
+                self.status = Status::Running;
+                match self.incarnation.checked_add(1) {
+                    Some(next) => {
+                        self.incarnation = next;
+                        self.enqueue_self()
+                    }
+                    None => self.renew_identity(runtime),
+                }
+            }
+        }
+    }
+
+    /// Applies membership news from outside the protocol: restoring a
+    /// persisted table, or news learned some other way. News about this
+    /// member is handled as if gossiped (suspicions are refuted).
+    pub fn apply_many(
+        &mut self,
+        updates: impl IntoIterator<Item = Member<T>>,
+        mut runtime: impl Runtime<T>,
+    ) -> Result<(), Error> {
+        self.check_running()?;
+        for update in updates {
+            self.apply_update(update, &mut runtime)?;
+        }
+        self.after_change(&mut runtime);
+        Ok(())
+    }
+
+    /// Sends the updates backlog to a few random members now (as many as
+    /// `periodic_gossip.num_members`, or 3). Does nothing with an empty backlog.
+    pub fn gossip(&mut self, mut runtime: impl Runtime<T>) -> Result<(), Error> {
+        self.check_running()?;
+        let fanout = self.config.periodic_gossip.map_or(3, |p| p.num_members);
+        self.gossip_to(fanout, &mut runtime)?;
+        self.after_change(&mut runtime);
+        Ok(())
+    }
+
+    /// Sends the custom broadcast backlog to a few random members now.
+    /// Does nothing with an empty backlog.
+    pub fn broadcast(&mut self, mut runtime: impl Runtime<T>) -> Result<(), Error> {
+        self.check_running()?;
+        if self.broadcasts.is_empty() {
+            return Ok(());
+        }
+        let fanout = usize::from(self.config.periodic_gossip.map_or(3, |p| p.num_members));
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members
+            .choose_active(fanout, &mut self.rng, |_| true, &mut ids);
+        let mut result = Ok(());
+        for id in &ids {
+            if let Err(e) = self.send(id, Message::Broadcast, &mut runtime) {
+                result = Err(e);
+            }
+        }
+        self.ids = ids;
+        result
+    }
+
+    /// Hands `data` to the broadcast handler as a locally created item and,
+    /// if the handler says it is news, queues it for dissemination. Returns
+    /// whether it was queued.
+    pub fn add_broadcast(&mut self, data: &[u8]) -> Result<bool, Error> {
+        let max = self.max_item_size().saturating_sub(2);
+        if data.len() > max {
+            return Err(Error::ItemTooLarge {
+                size: data.len(),
+                max,
+            });
+        }
+        match self.handler.receive_item(data, None) {
+            Ok(Some(broadcast)) => Ok(self.enqueue_broadcast(broadcast, data)),
+            Ok(None) => Ok(false),
+            Err(e) => Err(Error::BroadcastRejected(
+                alloc::string::ToString::to_string(&e),
+            )),
+        }
+    }
+
+    /// Leaves the cluster gracefully: marks this member `Left` and tells a
+    /// few members at once; the news then spreads like any other. Probing
+    /// stops. The driver should keep delivering datagrams for a moment so
+    /// that the news is passed on. `announce` or `join` rejoins later.
+    pub fn leave_cluster(&mut self, mut runtime: impl Runtime<T>) -> Result<(), Error> {
+        match self.status {
+            Status::Left => return Ok(()),
+            Status::Defunct => return Err(Error::Defunct),
+            Status::Running => {}
+        }
+        let left = Member::new(self.identity.clone(), self.incarnation, State::Left);
+        self.enqueue_update(&left)?;
+        let fanout = usize::from(self.config.num_indirect_probes).max(3);
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members
+            .choose_active(fanout, &mut self.rng, |_| true, &mut ids);
+        let mut result = Ok(());
+        for id in &ids {
+            if let Err(e) = self.send(id, Message::Gossip, &mut runtime) {
+                result = Err(e);
+            }
+        }
+        self.ids = ids;
+        self.status = Status::Left;
+        self.connected = false;
+        self.probe.target = None;
+        self.chains.reset();
+        result
+    }
+
+    /// Switches to a new identity (a renewal, or a new address) and tells
+    /// the cluster. The old identity is reported as left. Incarnation starts
+    /// over at 0. Also revives a defunct member.
+    pub fn change_identity(&mut self, new: T, mut runtime: impl Runtime<T>) -> Result<(), Error> {
+        if new == self.identity || self.members.find(&new.addr()).is_some() {
+            return Err(Error::IdentityInUse);
+        }
+        self.switch_identity(new, &mut runtime)?;
+        self.after_change(&mut runtime);
+        Ok(())
+    }
+
+    fn switch_identity(&mut self, new: T, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        let old = core::mem::replace(&mut self.identity, new);
+        let old_incarnation = self.incarnation;
+        self.incarnation = 0;
+        self.status = Status::Running;
+        self.header_size = self.measure_header()?;
+        if old.addr() != self.identity.addr() {
+            // Peers would otherwise wait for the old identity to fail probes.
+            self.enqueue_update(&Member::new(old, old_incarnation, State::Left))?;
+        }
+        self.enqueue_self()?;
+        self.probe.target = None;
+        self.chains.reset();
+        runtime.notify(Notification::Rejoin(self.identity.clone()));
+        // Announce to a few members so the new identity is known at once.
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members
+            .choose_active(3, &mut self.rng, |_| true, &mut ids);
+        let mut result = Ok(());
+        for id in &ids {
+            if let Err(e) = self.send(id, Message::Announce, runtime) {
+                result = Err(e);
+            }
+        }
+        self.ids = ids;
+        result
+    }
+
+    /// Moves to `identity.renew()` when the incarnation is spent; defunct if
+    /// the identity cannot be renewed.
+    fn renew_identity(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        match self.identity.renew() {
+            Some(new)
+                if self.members.find(&new.addr()).is_none()
+                    || new.addr() == self.identity.addr() =>
+            {
+                self.switch_identity(new, runtime)
+            }
+            _ => {
+                self.status = Status::Defunct;
+                self.connected = false;
+                self.chains.reset();
+                runtime.notify(Notification::Defunct);
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces the config. Every field may change; timers are re-armed with
+    /// the new periods, backlogs re-bounded. Invalid configs are refused.
+    pub fn set_config(
+        &mut self,
+        config: Config,
+        mut runtime: impl Runtime<T>,
+    ) -> Result<(), Error> {
+        config.validate()?;
+        let old = core::mem::replace(&mut self.config, config);
+        if let Err(e) = self.measure_header() {
+            self.config = old;
+            return Err(e);
+        }
+        self.updates.set_capacity(self.config.max_updates_backlog);
+        self.broadcasts
+            .set_capacity(self.config.max_broadcast_backlog);
+        self.chains.reset();
+        self.after_change(&mut runtime);
+        Ok(())
+    }
+
+    /// Feeds a received datagram. Datagrams that fail to decode, or are
+    /// stale, foreign or misdirected, are dropped and counted in
+    /// [`Metrics::dropped`]; they change nothing else. `Err` only reports a
+    /// failure to encode a reply.
+    pub fn handle_data(&mut self, data: &[u8], mut runtime: impl Runtime<T>) -> Result<(), Error> {
+        self.receive(data, &mut runtime)
+    }
+
+    /// Feeds a timer event scheduled through [`Runtime::submit_after`].
+    /// Late, duplicated and stale events are ignored (and counted).
+    pub fn handle_timer(
+        &mut self,
+        timer: Timer<T>,
+        mut runtime: impl Runtime<T>,
+    ) -> Result<(), Error> {
+        self.on_timer(timer, &mut runtime)
+    }
+
+    /// Sends one Announce to `dst` if running; shared by several paths.
+    fn send_announce(&mut self, dst: &T, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        self.send(dst, Message::Announce, runtime)
+    }
+
+    /// Queues this member's own `Alive` at its current incarnation.
+    fn enqueue_self(&mut self) -> Result<(), Error> {
+        let me = Member::alive(self.identity.clone(), self.incarnation);
+        self.enqueue_update(&me)
+    }
+
+    /// Connection notifications, timer chains: called after every input.
+    fn after_change(&mut self, runtime: &mut impl Runtime<T>) {
+        let connected = self.status == Status::Running && self.members.num_active() > 0;
+        if self.status == Status::Running && connected != self.connected {
+            runtime.notify(if connected {
+                Notification::Active
+            } else {
+                Notification::Idle
+            });
+        }
+        if connected != self.connected {
+            self.chains.rejoin_delay = self.config.rejoin_backoff_min;
+        }
+        self.connected = connected;
+        self.ensure_timers(runtime);
+        let backlog = self.updates.len() as u64;
+        if backlog > self.metrics.max_updates_backlog {
+            self.metrics.max_updates_backlog = backlog;
+        }
+    }
+
+    /// Encodes the largest header this member sends, to size budgets.
+    fn measure_header(&mut self) -> Result<usize, Error> {
+        let header = Header {
+            src: self.identity.clone(),
+            src_incarnation: Incarnation::MAX,
+            dst: self.identity.clone(),
+            message: Message::PingReq {
+                target: self.identity.clone(),
+                probe_number: ProbeNumber::MAX,
+            },
+        };
+        let mut buf = Vec::new();
+        self.codec
+            .encode_header(&header, &mut buf)
+            .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
+        let size = buf.len();
+        // A header, the update count and a few small items must fit.
+        if size + 2 + 16 > self.config.max_packet_size {
+            return Err(Error::HeaderTooLarge {
+                size,
+                max: self.config.max_packet_size,
+            });
+        }
+        Ok(size)
+    }
+
+    /// The most bytes of items one datagram can carry.
+    fn max_item_size(&self) -> usize {
+        self.config.max_packet_size - self.header_size - 2
+    }
+}
+
+impl<T, C, R, B> fmt::Debug for Foca<T, C, R, B>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+    B: BroadcastHandler<T>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Foca")
+            .field("identity", &self.identity)
+            .field("incarnation", &self.incarnation)
+            .field("state", &self.connection_state())
+            .field("members", &self.members.num_active())
+            .field("inactive", &self.members.num_inactive())
+            .field("updates_backlog", &self.updates.len())
+            .finish()
+    }
+}

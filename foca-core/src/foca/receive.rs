@@ -1,0 +1,236 @@
+//! Receiving a datagram: decode it whole, vet the sender, then act.
+
+use alloc::vec::Vec;
+
+use rand::Rng;
+
+use super::{Foca, Status};
+use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, State};
+
+/// A datagram decoded in full; nothing applied yet.
+struct Decoded<'a, T> {
+    header: Header<T>,
+    updates: Vec<Member<T>>,
+    broadcasts: Vec<&'a [u8]>,
+}
+
+/// Reads a big-endian `u16` off the front of `input`.
+fn take_u16(input: &mut &[u8]) -> Option<u16> {
+    let (head, rest) = input.split_first_chunk::<2>()?;
+    *input = rest;
+    Some(u16::from_be_bytes(*head))
+}
+
+impl<T, C, R, B> Foca<T, C, R, B>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+    B: BroadcastHandler<T>,
+{
+    /// Decodes a whole datagram, or nothing: a failure anywhere rejects it.
+    /// Allocations are bounded by the input length (each update takes at
+    /// least one byte, each broadcast at least two).
+    fn decode<'a>(&mut self, data: &'a [u8]) -> Option<Decoded<'a, T>> {
+        let mut input = data;
+        let header = self.codec.decode_header(&mut input).ok()?;
+        let count = usize::from(take_u16(&mut input)?);
+        if count > input.len() {
+            return None;
+        }
+        let mut updates = Vec::with_capacity(count);
+        for _ in 0..count {
+            let before = input.len();
+            let member = self.codec.decode_member(&mut input).ok()?;
+            if input.len() >= before {
+                // A codec that consumes nothing would let `count` lie.
+                return None;
+            }
+            updates.push(member);
+        }
+        let mut broadcasts = Vec::new();
+        while !input.is_empty() {
+            let len = usize::from(take_u16(&mut input)?);
+            if len == 0 || len > input.len() {
+                return None;
+            }
+            let (item, rest) = input.split_at(len);
+            broadcasts.push(item);
+            input = rest;
+        }
+        Some(Decoded {
+            header,
+            updates,
+            broadcasts,
+        })
+    }
+
+    pub(super) fn receive(
+        &mut self,
+        data: &[u8],
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        self.metrics.datagrams_in += 1;
+        self.metrics.bytes_in += data.len() as u64;
+        if self.status != Status::Running {
+            self.metrics.dropped.not_active += 1;
+            return Ok(());
+        }
+        if data.len() > self.config.max_packet_size {
+            self.metrics.dropped.oversized += 1;
+            return Ok(());
+        }
+        let Some(Decoded {
+            header,
+            updates,
+            broadcasts,
+        }) = self.decode(data)
+        else {
+            self.metrics.dropped.decode += 1;
+            return Ok(());
+        };
+        let Header {
+            src,
+            src_incarnation,
+            dst,
+            message,
+        } = header;
+
+        let own_addr = self.identity.addr();
+        if src.addr() == own_addr {
+            self.metrics.dropped.from_self += 1;
+            return Ok(());
+        }
+        if dst != self.identity && !(dst.addr() == own_addr && message == Message::Announce) {
+            self.metrics.dropped.wrong_destination += 1;
+            return Ok(());
+        }
+        if let Some(known) = self.member(&src.addr()).cloned() {
+            if known.id() != &src {
+                if known.id().win_addr_conflict(&src) {
+                    self.metrics.dropped.stale_identity += 1;
+                    return Ok(());
+                }
+            } else if !known.is_active() && known.incarnation() >= src_incarnation {
+                // It talks, but we recorded it down or left: tell it, so it
+                // can refute and come back. Never answer a TurnUndead with
+                // one (two members could bounce them forever).
+                self.metrics.dropped.from_down_member += 1;
+                if message != Message::TurnUndead && known.state() == State::Down {
+                    self.send_records(&src, Message::TurnUndead, &[known], runtime)?;
+                }
+                return Ok(());
+            }
+        }
+
+        // A datagram is proof of life of its sender at that incarnation.
+        self.apply_update(Member::alive(src.clone(), src_incarnation), runtime)?;
+        for update in updates {
+            self.apply_update(update, runtime)?;
+        }
+        for item in broadcasts {
+            match self.handler.receive_item(item, Some(&src)) {
+                Ok(Some(broadcast)) => {
+                    self.enqueue_broadcast(broadcast, item);
+                }
+                Ok(None) => {}
+                Err(_) => self.metrics.broadcasts_rejected += 1,
+            }
+        }
+        let result = self.act_on(src, message, runtime);
+        self.after_change(runtime);
+        result
+    }
+
+    /// Answers the request a message carries.
+    fn act_on(
+        &mut self,
+        src: T,
+        message: Message<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        if self.status != Status::Running {
+            // Applying the updates made this member defunct.
+            return Ok(());
+        }
+        let own_addr = self.identity.addr();
+        match message {
+            Message::Ping(probe_number) => self.send(&src, Message::Ack(probe_number), runtime),
+            Message::Ack(probe_number) => {
+                self.register_ack(&src, probe_number, false);
+                Ok(())
+            }
+            Message::PingReq {
+                target,
+                probe_number,
+            } => {
+                let target_addr = target.addr();
+                if target_addr == own_addr || target_addr == src.addr() {
+                    return Ok(());
+                }
+                self.send(
+                    &target,
+                    Message::IndirectPing {
+                        origin: src,
+                        probe_number,
+                    },
+                    runtime,
+                )
+            }
+            Message::IndirectPing {
+                origin,
+                probe_number,
+            } => self.send(
+                &src,
+                Message::IndirectAck {
+                    origin,
+                    probe_number,
+                },
+                runtime,
+            ),
+            Message::IndirectAck {
+                origin,
+                probe_number,
+            } => {
+                if origin.addr() == own_addr || origin.addr() == src.addr() {
+                    return Ok(());
+                }
+                self.send(
+                    &origin,
+                    Message::ForwardedAck {
+                        target: src,
+                        probe_number,
+                    },
+                    runtime,
+                )
+            }
+            Message::ForwardedAck {
+                target,
+                probe_number,
+            } => {
+                self.register_ack(&target, probe_number, true);
+                Ok(())
+            }
+            Message::Announce => self.send_feed(&src, runtime),
+            Message::TurnUndead => {
+                // The update it carried was applied above: if it was about us
+                // at our incarnation, we refuted. Tell the sender right away.
+                self.send_announce(&src, runtime)
+            }
+            Message::Feed | Message::Gossip | Message::Broadcast => Ok(()),
+        }
+    }
+
+    fn register_ack(&mut self, from: &T, probe_number: crate::ProbeNumber, forwarded: bool) {
+        let Some(target) = self.probe.target.as_ref() else {
+            return;
+        };
+        if self.probe.acked || self.probe.number != probe_number || target.id() != from {
+            return;
+        }
+        self.probe.acked = true;
+        if forwarded && self.probe.indirect_sent {
+            self.metrics.indirect_successes += 1;
+        }
+    }
+}

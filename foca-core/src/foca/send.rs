@@ -1,0 +1,239 @@
+//! Building datagrams: header, then as many updates and custom broadcasts as
+//! fit, each kind with a guaranteed share.
+
+use alloc::vec::Vec;
+
+use rand::Rng;
+
+use super::Foca;
+use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime};
+
+/// What fills the space after the header.
+enum Payload<'a, T> {
+    /// Backlogged updates and custom broadcasts, sharing the space.
+    Piggyback,
+    /// Backlogged updates only.
+    Updates,
+    /// Backlogged custom broadcasts only.
+    Broadcasts,
+    /// These records, as many as fit.
+    Records(&'a [Member<T>]),
+}
+
+impl<T, C, R, B> Foca<T, C, R, B>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+    B: BroadcastHandler<T>,
+{
+    /// Sends `message` to `dst`, piggybacking backlogged news.
+    pub(super) fn send(
+        &mut self,
+        dst: &T,
+        message: Message<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let payload = match message {
+            Message::Gossip => Payload::Updates,
+            Message::Broadcast => Payload::Broadcasts,
+            _ => Payload::Piggyback,
+        };
+        self.send_with(dst, message, payload, runtime)
+    }
+
+    /// Sends `message` to `dst` carrying `records` instead of the backlog.
+    pub(super) fn send_records(
+        &mut self,
+        dst: &T,
+        message: Message<T>,
+        records: &[Member<T>],
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        self.send_with(dst, message, Payload::Records(records), runtime)
+    }
+
+    /// Answers an announce with a random sample of active members, as many
+    /// as fit (the sender itself excluded).
+    pub(super) fn send_feed(
+        &mut self,
+        dst: &T,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        // Size the sample from our own record's encoded size.
+        let mut probe = Vec::new();
+        let me = Member::alive(self.identity.clone(), self.incarnation);
+        self.codec
+            .encode_member(&me, &mut probe)
+            .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
+        let room = self.max_item_size() / probe.len().max(1);
+        let dst_addr = dst.addr();
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members.choose_active(
+            room + 1,
+            &mut self.rng,
+            |m| m.id().addr() != dst_addr,
+            &mut ids,
+        );
+        let records: Vec<Member<T>> = ids
+            .iter()
+            .filter_map(|id| self.member(&id.addr()).cloned())
+            .collect();
+        self.ids = ids;
+        self.send_with(dst, Message::Feed, Payload::Records(&records), runtime)
+    }
+
+    /// Sends a `Gossip` to up to `fanout` random active members, if there is
+    /// anything to gossip.
+    pub(super) fn gossip_to(
+        &mut self,
+        fanout: u8,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        if self.updates.is_empty() {
+            return Ok(());
+        }
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members
+            .choose_active(usize::from(fanout), &mut self.rng, |_| true, &mut ids);
+        let mut result = Ok(());
+        for id in &ids {
+            if let Err(e) = self.send(id, Message::Gossip, runtime) {
+                result = Err(e);
+            }
+        }
+        self.ids = ids;
+        result
+    }
+
+    fn send_with(
+        &mut self,
+        dst: &T,
+        message: Message<T>,
+        payload: Payload<'_, T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let mut buf = core::mem::take(&mut self.buf);
+        buf.clear();
+        let header = Header {
+            src: self.identity.clone(),
+            src_incarnation: self.incarnation,
+            dst: dst.clone(),
+            message,
+        };
+        let result = match self.build(&mut buf, &header, payload) {
+            Ok(()) => {
+                self.metrics.datagrams_out += 1;
+                self.metrics.bytes_out += buf.len() as u64;
+                runtime.send_to(header.dst, &buf);
+                Ok(())
+            }
+            // A peer with an identity too large to answer: noise, not an error.
+            Err(Error::HeaderTooLarge { .. }) if header.dst != self.identity => {
+                self.metrics.unsendable += 1;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        self.buf = buf;
+        result
+    }
+
+    fn build(
+        &mut self,
+        buf: &mut Vec<u8>,
+        header: &Header<T>,
+        payload: Payload<'_, T>,
+    ) -> Result<(), Error> {
+        let max = self.config.max_packet_size;
+        self.codec
+            .encode_header(header, buf)
+            .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
+        let count_at = buf.len();
+        buf.extend_from_slice(&[0, 0]);
+        if buf.len() > max {
+            return Err(Error::HeaderTooLarge {
+                size: count_at,
+                max,
+            });
+        }
+        let budget = max - buf.len();
+        let members = self.members.num_active() + 1;
+        let limit = self.config.max_transmissions(members);
+        let to = &header.dst;
+        let count = match payload {
+            Payload::Records(records) => {
+                let mut count = 0;
+                for record in records {
+                    let before = buf.len();
+                    self.codec
+                        .encode_member(record, buf)
+                        .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
+                    if buf.len() > max {
+                        buf.truncate(before);
+                        break;
+                    }
+                    count += 1;
+                }
+                count
+            }
+            Payload::Updates => self.fill_updates(buf, budget, limit).0,
+            Payload::Broadcasts => {
+                self.fill_broadcasts(buf, budget, limit, to);
+                0
+            }
+            Payload::Piggyback => {
+                // Each kind is guaranteed half the space when both wait;
+                // whatever one leaves unused, the other may take.
+                let mut scratch = core::mem::take(&mut self.scratch);
+                scratch.clear();
+                let first = if self.broadcasts.is_empty() {
+                    budget
+                } else {
+                    budget / 2
+                };
+                let (n1, b1) = self.fill_updates(buf, first, limit);
+                let b2 = self.fill_broadcasts(&mut scratch, budget - b1, limit, to);
+                let (n2, _) = self.fill_updates(buf, budget - b1 - b2, limit);
+                buf.extend_from_slice(&scratch);
+                self.scratch = scratch;
+                n1 + n2
+            }
+        };
+        // At most `max_packet_size` (≤ 65507) items of ≥ 1 byte: fits a u16.
+        let count = u16::try_from(count).unwrap_or(u16::MAX);
+        buf[count_at..count_at + 2].copy_from_slice(&count.to_be_bytes());
+        debug_assert!(buf.len() <= max);
+        Ok(())
+    }
+
+    fn fill_updates(&mut self, buf: &mut Vec<u8>, budget: usize, limit: u32) -> (usize, usize) {
+        self.updates.fill(
+            buf,
+            budget,
+            0,
+            limit,
+            |_, _, _| true,
+            |out, data| out.extend_from_slice(data),
+        )
+    }
+
+    fn fill_broadcasts(&mut self, buf: &mut Vec<u8>, budget: usize, limit: u32, to: &T) -> usize {
+        let handler = &self.handler;
+        self.broadcasts
+            .fill(
+                buf,
+                budget,
+                2,
+                limit,
+                |_, broadcast, data| handler.should_send(broadcast, data, to),
+                |out, data| {
+                    // Items are refused at insert if they exceed a datagram.
+                    let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(data);
+                },
+            )
+            .1
+    }
+}

@@ -1,0 +1,427 @@
+//! Timer chains (probe, periodic tasks, recovery) and the probe cycle.
+//!
+//! Each recurring task is a *chain*: one timer in flight at a time, carrying a
+//! token. When it fires with the expected token, the task runs and schedules
+//! the next link; any other token is stale (from before a reset, or a
+//! duplicate) and is ignored. A chain stops when it has nothing to do (no
+//! member to probe, say) and [`Foca::ensure_timers`], run after every input,
+//! restarts it when there is. So no input order, timer order or duplication
+//! can leave two probe cycles running, or none.
+
+use core::time::Duration;
+
+use rand::{Rng, RngExt};
+
+use super::{Foca, Status};
+use crate::{
+    BroadcastHandler, Codec, Error, Identity, Member, Message, Runtime, State, Timer, TimerToken,
+};
+
+/// The in-flight token of each chain (`None`: not running).
+pub(super) struct Chains {
+    next_token: TimerToken,
+    probe: Option<TimerToken>,
+    announce: Option<TimerToken>,
+    announce_down: Option<TimerToken>,
+    gossip: Option<TimerToken>,
+    rejoin: Option<TimerToken>,
+    /// The next recovery delay (doubles up to the configured maximum).
+    pub(super) rejoin_delay: Duration,
+}
+
+impl Chains {
+    pub(super) fn new() -> Self {
+        Self {
+            next_token: 0,
+            probe: None,
+            announce: None,
+            announce_down: None,
+            gossip: None,
+            rejoin: None,
+            rejoin_delay: Duration::ZERO,
+        }
+    }
+
+    /// Forgets every chain: their timers in flight become stale.
+    pub(super) fn reset(&mut self) {
+        self.probe = None;
+        self.announce = None;
+        self.announce_down = None;
+        self.gossip = None;
+        self.rejoin = None;
+    }
+
+    fn issue(&mut self) -> TimerToken {
+        self.next_token = self.next_token.wrapping_add(1);
+        self.next_token
+    }
+}
+
+/// Takes the chain's token if `token` is the one in flight.
+fn claim(slot: &mut Option<TimerToken>, token: TimerToken) -> bool {
+    if *slot == Some(token) {
+        *slot = None;
+        true
+    } else {
+        false
+    }
+}
+
+impl<T, C, R, B> Foca<T, C, R, B>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+    B: BroadcastHandler<T>,
+{
+    /// `d` with ±25% jitter, so members do not act in lockstep.
+    fn jittered(&mut self, d: Duration) -> Duration {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let quarter = nanos / 4;
+        if quarter == 0 {
+            return d;
+        }
+        let offset = self.rng.random_range(0..=quarter * 2);
+        Duration::from_nanos(nanos - quarter + offset)
+    }
+
+    /// Starts every chain that should run and does not.
+    pub(super) fn ensure_timers(&mut self, runtime: &mut impl Runtime<T>) {
+        if self.status != Status::Running {
+            return;
+        }
+        let has_active = self.members.num_active() > 0;
+        let has_down = self.members.num_inactive() > 0;
+        if has_active && self.chains.probe.is_none() {
+            let token = self.chains.issue();
+            self.chains.probe = Some(token);
+            let first = self.jittered(self.config.probe_period);
+            runtime.submit_after(Timer::ProbeRandomMember(token), first);
+        }
+        if let Some(p) = self.config.periodic_gossip
+            && has_active
+            && self.chains.gossip.is_none()
+        {
+            let token = self.chains.issue();
+            self.chains.gossip = Some(token);
+            runtime.submit_after(Timer::PeriodicGossip(token), p.frequency);
+        }
+        if let Some(p) = self.config.periodic_announce
+            && has_active
+            && self.chains.announce.is_none()
+        {
+            let token = self.chains.issue();
+            self.chains.announce = Some(token);
+            let after = self.jittered(p.frequency);
+            runtime.submit_after(Timer::PeriodicAnnounce(token), after);
+        }
+        if let Some(p) = self.config.periodic_announce_to_down_members
+            && has_down
+            && self.chains.announce_down.is_none()
+        {
+            let token = self.chains.issue();
+            self.chains.announce_down = Some(token);
+            let after = self.jittered(p.frequency);
+            runtime.submit_after(Timer::PeriodicAnnounceDown(token), after);
+        }
+        if !has_active && (has_down || !self.seeds.is_empty()) && self.chains.rejoin.is_none() {
+            let token = self.chains.issue();
+            self.chains.rejoin = Some(token);
+            let delay = self
+                .chains
+                .rejoin_delay
+                .max(self.config.rejoin_backoff_min)
+                .min(self.config.rejoin_backoff_max);
+            let after = self.jittered(delay);
+            runtime.submit_after(Timer::Rejoin(token), after);
+        }
+    }
+
+    pub(super) fn on_timer(
+        &mut self,
+        timer: Timer<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        if self.status != Status::Running {
+            self.metrics.stale_timers += 1;
+            return Ok(());
+        }
+        let result = match timer {
+            Timer::ProbeRandomMember(token) => {
+                if claim(&mut self.chains.probe, token) {
+                    self.conclude_probe(runtime)
+                        .and_then(|()| self.start_probe(token, runtime))
+                } else {
+                    self.metrics.stale_timers += 1;
+                    Ok(())
+                }
+            }
+            Timer::SendIndirectProbe {
+                probed_id,
+                probe_number,
+            } => self.indirect_probe(&probed_id, probe_number, runtime),
+            Timer::ChangeSuspectToDown {
+                member_id,
+                incarnation,
+            } => self.suspicion_timeout(member_id, incarnation, runtime),
+            Timer::RemoveDown {
+                member_id,
+                incarnation,
+            } => {
+                self.remove_down(&member_id, incarnation, runtime);
+                Ok(())
+            }
+            Timer::PeriodicAnnounce(token) => {
+                if claim(&mut self.chains.announce, token) {
+                    self.periodic_announce(false, runtime)
+                } else {
+                    self.metrics.stale_timers += 1;
+                    Ok(())
+                }
+            }
+            Timer::PeriodicAnnounceDown(token) => {
+                if claim(&mut self.chains.announce_down, token) {
+                    self.periodic_announce(true, runtime)
+                } else {
+                    self.metrics.stale_timers += 1;
+                    Ok(())
+                }
+            }
+            Timer::PeriodicGossip(token) => {
+                if claim(&mut self.chains.gossip, token) {
+                    let fanout = self.config.periodic_gossip.map_or(0, |p| p.num_members);
+                    self.gossip_to(fanout, runtime)
+                } else {
+                    self.metrics.stale_timers += 1;
+                    Ok(())
+                }
+            }
+            Timer::Rejoin(token) => {
+                if claim(&mut self.chains.rejoin, token) {
+                    self.rejoin_attempt(runtime)
+                } else {
+                    self.metrics.stale_timers += 1;
+                    Ok(())
+                }
+            }
+        };
+        self.after_change(runtime);
+        result
+    }
+
+    /// End of a probe period: an unanswered probe whose indirect stage ran
+    /// makes its target a suspect (SWIM §4.2). One whose indirect stage never
+    /// ran (its timer came late) is dropped without suspicion: the member
+    /// is probed again next round anyway, and a late timer is our fault,
+    /// not the target's.
+    fn conclude_probe(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        let Some(target) = self.probe.target.take() else {
+            return Ok(());
+        };
+        if self.probe.acked {
+            return Ok(());
+        }
+        if !self.probe.indirect_done {
+            self.metrics.probes_incomplete += 1;
+            return Ok(());
+        }
+        self.metrics.probes_failed += 1;
+        let still_same = self.member(&target.id().addr()).is_some_and(|m| {
+            m.id() == target.id()
+                && m.state() == State::Alive
+                && m.incarnation() == target.incarnation()
+        });
+        if still_same {
+            self.metrics.suspicions_raised += 1;
+            let suspect = Member::new(target.id().clone(), target.incarnation(), State::Suspect);
+            self.apply_update(suspect, runtime)?;
+        }
+        Ok(())
+    }
+
+    /// Pings the next member in the round and re-arms the probe chain.
+    fn start_probe(
+        &mut self,
+        _fired: TimerToken,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let Some(target) = self.members.next_probe_target(&mut self.rng).cloned() else {
+            // Nobody to probe: the chain stops; ensure_timers restarts it.
+            return Ok(());
+        };
+        let token = self.chains.issue();
+        self.chains.probe = Some(token);
+        runtime.submit_after(Timer::ProbeRandomMember(token), self.config.probe_period);
+        self.probe.number = self.probe.number.wrapping_add(1);
+        self.probe.acked = false;
+        self.probe.indirect_done = false;
+        self.probe.indirect_sent = false;
+        let number = self.probe.number;
+        runtime.submit_after(
+            Timer::SendIndirectProbe {
+                probed_id: target.id().clone(),
+                probe_number: number,
+            },
+            self.config.probe_rtt,
+        );
+        let id = target.id().clone();
+        self.probe.target = Some(target);
+        self.metrics.probes_sent += 1;
+        self.send(&id, Message::Ping(number), runtime)
+    }
+
+    /// The probe RTT elapsed: ask helpers if the direct probe went unanswered.
+    fn indirect_probe(
+        &mut self,
+        probed: &T,
+        number: crate::ProbeNumber,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let current = self.probe.target.as_ref().is_some_and(|t| t.id() == probed)
+            && self.probe.number == number
+            && !self.probe.indirect_done;
+        if !current {
+            self.metrics.stale_timers += 1;
+            return Ok(());
+        }
+        self.probe.indirect_done = true;
+        if self.probe.acked || self.config.num_indirect_probes == 0 {
+            return Ok(());
+        }
+        let probed_addr = probed.addr();
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members.choose_active(
+            usize::from(self.config.num_indirect_probes),
+            &mut self.rng,
+            |m| m.id().addr() != probed_addr,
+            &mut ids,
+        );
+        let mut result = Ok(());
+        for helper in &ids {
+            self.probe.indirect_sent = true;
+            self.metrics.indirect_probes_sent += 1;
+            let message = Message::PingReq {
+                target: probed.clone(),
+                probe_number: number,
+            };
+            if let Err(e) = self.send(helper, message, runtime) {
+                result = Err(e);
+            }
+        }
+        self.ids = ids;
+        result
+    }
+
+    /// A suspicion ran its course: still suspect at that incarnation means down.
+    fn suspicion_timeout(
+        &mut self,
+        id: T,
+        incarnation: crate::Incarnation,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let still_suspect = self.member(&id.addr()).is_some_and(|m| {
+            m.id() == &id && m.state() == State::Suspect && m.incarnation() == incarnation
+        });
+        if !still_suspect {
+            self.metrics.stale_timers += 1;
+            return Ok(());
+        }
+        self.metrics.members_declared_down += 1;
+        self.apply_update(Member::new(id, incarnation, State::Down), runtime)
+    }
+
+    /// Forgets an inactive member, unless it changed since, or this member is
+    /// alone: then it is kept as a contact for recovery and checked again later.
+    fn remove_down(
+        &mut self,
+        id: &T,
+        incarnation: crate::Incarnation,
+        runtime: &mut impl Runtime<T>,
+    ) {
+        let Some(pos) = self.members.find(&id.addr()) else {
+            return;
+        };
+        let unchanged = self
+            .members
+            .get(pos)
+            .is_some_and(|m| m.id() == id && !m.is_active() && m.incarnation() == incarnation);
+        if !unchanged {
+            self.metrics.stale_timers += 1;
+            return;
+        }
+        if self.members.num_active() == 0 {
+            runtime.submit_after(
+                Timer::RemoveDown {
+                    member_id: id.clone(),
+                    incarnation,
+                },
+                self.config.remove_down_after,
+            );
+            return;
+        }
+        self.members.remove(pos);
+    }
+
+    fn periodic_announce(
+        &mut self,
+        to_down: bool,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let params = if to_down {
+            self.config.periodic_announce_to_down_members
+        } else {
+            self.config.periodic_announce
+        };
+        let Some(params) = params else {
+            return Ok(());
+        };
+        let wanted = usize::from(params.num_members);
+        let mut ids = core::mem::take(&mut self.ids);
+        if to_down {
+            self.members.choose_inactive(
+                wanted,
+                &mut self.rng,
+                |m| m.state() == State::Down,
+                &mut ids,
+            );
+        } else {
+            self.members
+                .choose_active(wanted, &mut self.rng, |_| true, &mut ids);
+        }
+        let mut result = Ok(());
+        for id in &ids {
+            if let Err(e) = self.send_announce(id, runtime) {
+                result = Err(e);
+            }
+        }
+        self.ids = ids;
+        result
+    }
+
+    /// No live peer: announce to every seed and a few members recorded down,
+    /// then back off (doubling, capped, jittered by `ensure_timers`).
+    fn rejoin_attempt(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        if self.members.num_active() > 0 {
+            return Ok(());
+        }
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members
+            .choose_inactive(3, &mut self.rng, |m| m.state() == State::Down, &mut ids);
+        let seeds = core::mem::take(&mut self.seeds);
+        let mut result = Ok(());
+        for id in seeds.iter().chain(ids.iter()) {
+            if let Err(e) = self.send_announce(id, runtime) {
+                result = Err(e);
+            }
+        }
+        self.seeds = seeds;
+        self.ids = ids;
+        self.chains.rejoin_delay = self
+            .chains
+            .rejoin_delay
+            .max(self.config.rejoin_backoff_min)
+            .saturating_mul(2)
+            .min(self.config.rejoin_backoff_max);
+        result
+    }
+}

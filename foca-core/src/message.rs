@@ -1,0 +1,111 @@
+//! What travels on the wire, before a [`Codec`](crate::Codec) turns it into bytes.
+//!
+//! A datagram is laid out as:
+//!
+//! ```text
+//! +--------------------+------------+-------------------+--------------------------------+
+//! | Header (codec)     | u16 BE: n  | n × Member (codec)| custom broadcasts:              |
+//! |                    |            |                   | (u16 BE length, bytes)* to end |
+//! +--------------------+------------+-------------------+--------------------------------+
+//! ```
+//!
+//! The core writes the counts and lengths itself, so a codec only encodes
+//! single values and a broadcast handler only ever sees one whole item. A
+//! datagram is decoded completely, and checked to end exactly where its last
+//! item ends, before anything in it is applied: a datagram that fails to
+//! decode changes no state.
+
+use crate::Incarnation;
+
+/// Numbers a probe so that late or misdirected acks are recognised.
+pub type ProbeNumber = u32;
+
+/// Who sent a datagram, to whom, and what it asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Header<T> {
+    /// The sender's identity.
+    pub src: T,
+    /// The sender's incarnation when it sent this: receiving a datagram is
+    /// evidence that the sender was alive at this incarnation.
+    pub src_incarnation: Incarnation,
+    /// The identity this datagram is for. Datagrams for another identity
+    /// (an old one of the receiver's, say) are dropped and counted.
+    pub dst: T,
+    /// What the datagram asks of the receiver.
+    pub message: Message<T>,
+}
+
+/// The message kinds of SWIM with its dissemination extensions.
+///
+/// Every kind can carry membership updates and custom broadcasts after the
+/// header ("piggybacking", SWIM §4.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Message<T> {
+    /// A direct probe: "are you alive?".
+    Ping(ProbeNumber),
+    /// The answer to [`Message::Ping`].
+    Ack(ProbeNumber),
+    /// "Please probe `target` for me": sent to a few helpers after a direct
+    /// probe went unanswered for the probe round-trip time.
+    PingReq {
+        /// The member being probed.
+        target: T,
+        /// The requester's probe number.
+        probe_number: ProbeNumber,
+    },
+    /// A helper's probe on behalf of `origin`.
+    IndirectPing {
+        /// The member that asked for this probe.
+        origin: T,
+        /// The origin's probe number.
+        probe_number: ProbeNumber,
+    },
+    /// The answer to [`Message::IndirectPing`], sent back to the helper.
+    IndirectAck {
+        /// The member that asked for the probe.
+        origin: T,
+        /// The origin's probe number.
+        probe_number: ProbeNumber,
+    },
+    /// The helper passing an [`Message::IndirectAck`] on to the origin.
+    ForwardedAck {
+        /// The member that answered.
+        target: T,
+        /// The origin's probe number.
+        probe_number: ProbeNumber,
+    },
+    /// "I want to join": answered with a [`Message::Feed`]. Accepted when
+    /// addressed to any identity with the receiver's address.
+    Announce,
+    /// A sample of the sender's active members, answering an announce.
+    Feed,
+    /// Membership updates only (no request).
+    Gossip,
+    /// Custom broadcasts only (no request).
+    Broadcast,
+    /// "I consider you down": sent to a member that talks while it is
+    /// recorded as down or left. Carries that record as an update, so the
+    /// receiver can refute it and rejoin.
+    TurnUndead,
+}
+
+impl<T> Message<T> {
+    /// A short, stable name for logs and metrics.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Message::Ping(_) => "ping",
+            Message::Ack(_) => "ack",
+            Message::PingReq { .. } => "ping-req",
+            Message::IndirectPing { .. } => "indirect-ping",
+            Message::IndirectAck { .. } => "indirect-ack",
+            Message::ForwardedAck { .. } => "forwarded-ack",
+            Message::Announce => "announce",
+            Message::Feed => "feed",
+            Message::Gossip => "gossip",
+            Message::Broadcast => "broadcast",
+            Message::TurnUndead => "turn-undead",
+        }
+    }
+}

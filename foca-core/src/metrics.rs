@@ -1,0 +1,97 @@
+//! Counters that say what the protocol did and what it dropped.
+//!
+//! Network noise (stale, foreign, malformed or misdirected datagrams) is not
+//! an error: each such datagram is dropped and counted here under its reason.
+
+/// Why a received datagram was dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct DropCounts {
+    /// Did not decode (bad header, bad update, bad framing, trailing bytes).
+    pub decode: u64,
+    /// Larger than `max_packet_size`.
+    pub oversized: u64,
+    /// Addressed to another identity (often an old one of this member).
+    pub wrong_destination: u64,
+    /// Claims to come from this member's own address.
+    pub from_self: u64,
+    /// From a member recorded as down or left at that incarnation; answered
+    /// with [`Message::TurnUndead`](crate::Message::TurnUndead).
+    pub from_down_member: u64,
+    /// From an identity superseded by a newer one on the same address.
+    pub stale_identity: u64,
+    /// Received while this member had left or was defunct.
+    pub not_active: u64,
+}
+
+impl DropCounts {
+    /// All drops, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.decode
+            + self.oversized
+            + self.wrong_destination
+            + self.from_self
+            + self.from_down_member
+            + self.stale_identity
+            + self.not_active
+    }
+}
+
+/// What a member has done since it was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Metrics {
+    /// Direct probes sent.
+    pub probes_sent: u64,
+    /// Probes that got no ack, direct or indirect, by the end of the period.
+    pub probes_failed: u64,
+    /// Probes whose period ended before their indirect stage ran (a late
+    /// timer): concluded without suspicion.
+    pub probes_incomplete: u64,
+    /// Indirect probe requests sent to helpers.
+    pub indirect_probes_sent: u64,
+    /// Probes saved by a helper after the direct probe went unanswered.
+    pub indirect_successes: u64,
+    /// Members this member started suspecting.
+    pub suspicions_raised: u64,
+    /// Suspicions about others that were refuted (a suspect came back alive).
+    pub suspicions_refuted: u64,
+    /// Times this member refuted news of its own suspicion.
+    pub self_suspicions_refuted: u64,
+    /// Times this member learned it had been declared down or left at its
+    /// current incarnation, and refuted it.
+    pub self_declared_down: u64,
+    /// Members this member declared down after their suspicion timed out.
+    pub members_declared_down: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Received datagrams dropped, by reason.
+    pub dropped: DropCounts,
+    /// Updates dropped because the updates backlog was full.
+    pub updates_dropped: u64,
+    /// Custom broadcasts dropped because their backlog was full.
+    pub broadcasts_dropped: u64,
+    /// Custom broadcast items the handler rejected.
+    pub broadcasts_rejected: u64,
+    /// News of new members dropped because the table was at `max_members`.
+    pub members_dropped: u64,
+    /// News about this member's address under another identity, ignored.
+    pub foreign_self_updates: u64,
+    /// Replies not sent because the peer's identity made the header alone
+    /// exceed `max_packet_size`.
+    pub unsendable: u64,
+    /// Timer events ignored because they were stale (from before a reset).
+    pub stale_timers: u64,
+    /// Membership updates waiting to be disseminated (a gauge).
+    pub updates_backlog: u64,
+    /// Custom broadcasts waiting to be disseminated (a gauge).
+    pub broadcast_backlog: u64,
+    /// The largest updates backlog seen.
+    pub max_updates_backlog: u64,
+}

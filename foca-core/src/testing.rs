@@ -1,0 +1,188 @@
+//! A small hand-written codec for tests, examples and doctests.
+//!
+//! [`TestCodec`] encodes [`GenerationalId<u32>`] identities in fixed-width
+//! big-endian fields. It is strict (every tag and state byte is checked) and
+//! never panics, but it is not a wire format to deploy: use `foca-codec`.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::{Codec, GenerationalId, Header, Member, Message, State};
+
+/// The identity [`TestCodec`] encodes.
+pub type TestId = GenerationalId<u32>;
+
+/// A fixed-width codec for [`TestId`]. See the [module docs](self).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TestCodec;
+
+/// Why [`TestCodec`] could not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestCodecError {
+    /// The input ended early.
+    Truncated,
+    /// A tag or state byte had no meaning.
+    BadTag(u8),
+}
+
+impl fmt::Display for TestCodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TestCodecError::Truncated => f.write_str("input ended early"),
+            TestCodecError::BadTag(t) => write!(f, "unknown tag {t}"),
+        }
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_id(out: &mut Vec<u8>, id: &TestId) {
+    put_u32(out, *id.address());
+    put_u32(out, id.generation());
+}
+
+fn take_u8(input: &mut &[u8]) -> Result<u8, TestCodecError> {
+    let (first, rest) = input.split_first().ok_or(TestCodecError::Truncated)?;
+    *input = rest;
+    Ok(*first)
+}
+
+fn take_u32(input: &mut &[u8]) -> Result<u32, TestCodecError> {
+    let (head, rest) = input
+        .split_first_chunk::<4>()
+        .ok_or(TestCodecError::Truncated)?;
+    *input = rest;
+    Ok(u32::from_be_bytes(*head))
+}
+
+fn take_id(input: &mut &[u8]) -> Result<TestId, TestCodecError> {
+    let addr = take_u32(input)?;
+    let generation = take_u32(input)?;
+    Ok(GenerationalId::new(addr, generation))
+}
+
+impl Codec<TestId> for TestCodec {
+    type Error = TestCodecError;
+
+    fn encode_header(
+        &mut self,
+        header: &Header<TestId>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Self::Error> {
+        put_id(out, &header.src);
+        put_u32(out, header.src_incarnation);
+        put_id(out, &header.dst);
+        match &header.message {
+            Message::Ping(n) => {
+                out.push(0);
+                put_u32(out, *n);
+            }
+            Message::Ack(n) => {
+                out.push(1);
+                put_u32(out, *n);
+            }
+            Message::PingReq {
+                target,
+                probe_number,
+            } => {
+                out.push(2);
+                put_id(out, target);
+                put_u32(out, *probe_number);
+            }
+            Message::IndirectPing {
+                origin,
+                probe_number,
+            } => {
+                out.push(3);
+                put_id(out, origin);
+                put_u32(out, *probe_number);
+            }
+            Message::IndirectAck {
+                origin,
+                probe_number,
+            } => {
+                out.push(4);
+                put_id(out, origin);
+                put_u32(out, *probe_number);
+            }
+            Message::ForwardedAck {
+                target,
+                probe_number,
+            } => {
+                out.push(5);
+                put_id(out, target);
+                put_u32(out, *probe_number);
+            }
+            Message::Announce => out.push(6),
+            Message::Feed => out.push(7),
+            Message::Gossip => out.push(8),
+            Message::Broadcast => out.push(9),
+            Message::TurnUndead => out.push(10),
+        }
+        Ok(())
+    }
+
+    fn decode_header(&mut self, input: &mut &[u8]) -> Result<Header<TestId>, Self::Error> {
+        let src = take_id(input)?;
+        let src_incarnation = take_u32(input)?;
+        let dst = take_id(input)?;
+        let message = match take_u8(input)? {
+            0 => Message::Ping(take_u32(input)?),
+            1 => Message::Ack(take_u32(input)?),
+            2 => Message::PingReq {
+                target: take_id(input)?,
+                probe_number: take_u32(input)?,
+            },
+            3 => Message::IndirectPing {
+                origin: take_id(input)?,
+                probe_number: take_u32(input)?,
+            },
+            4 => Message::IndirectAck {
+                origin: take_id(input)?,
+                probe_number: take_u32(input)?,
+            },
+            5 => Message::ForwardedAck {
+                target: take_id(input)?,
+                probe_number: take_u32(input)?,
+            },
+            6 => Message::Announce,
+            7 => Message::Feed,
+            8 => Message::Gossip,
+            9 => Message::Broadcast,
+            10 => Message::TurnUndead,
+            tag => return Err(TestCodecError::BadTag(tag)),
+        };
+        Ok(Header {
+            src,
+            src_incarnation,
+            dst,
+            message,
+        })
+    }
+
+    fn encode_member(
+        &mut self,
+        member: &Member<TestId>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Self::Error> {
+        put_id(out, member.id());
+        put_u32(out, member.incarnation());
+        out.push(member.state() as u8);
+        Ok(())
+    }
+
+    fn decode_member(&mut self, input: &mut &[u8]) -> Result<Member<TestId>, Self::Error> {
+        let id = take_id(input)?;
+        let incarnation = take_u32(input)?;
+        let state = match take_u8(input)? {
+            0 => State::Alive,
+            1 => State::Suspect,
+            2 => State::Down,
+            3 => State::Left,
+            tag => return Err(TestCodecError::BadTag(tag)),
+        };
+        Ok(Member::new(id, incarnation, state))
+    }
+}
