@@ -61,12 +61,31 @@
 //! - `std`: nothing yet beyond what `core::net` gives; reserved for helpers
 //!   that need the standard library.
 //! - `serde`: `Serialize`/`Deserialize` for the wire types and `Config`.
-//! - `tracing`: reserved for protocol events through `tracing` (no_std).
+//! - `sim`: the deterministic [`sim`] simulator (no_std + alloc too).
+//! - `tracing`: protocol decisions as `tracing` events (membership changes,
+//!   suspicions, refutations at DEBUG; dropped datagrams at TRACE). No_std.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
+
+/// A `tracing` event at DEBUG when the `tracing` feature is on; nothing otherwise.
+macro_rules! debug_event {
+    ($($arg:tt)*) => {{
+        #[cfg(feature = "tracing")]
+        tracing::debug!($($arg)*);
+    }};
+}
+
+/// A `tracing` event at TRACE when the `tracing` feature is on; nothing otherwise.
+macro_rules! trace_event {
+    ($($arg:tt)*) => {{
+        #[cfg(feature = "tracing")]
+        tracing::trace!($($arg)*);
+    }};
+}
+
 #[cfg(feature = "std")]
 extern crate std;
 
@@ -83,6 +102,8 @@ mod members;
 pub mod message;
 mod metrics;
 mod runtime;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod testing;
 mod timer_queue;
 

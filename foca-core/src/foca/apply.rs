@@ -49,6 +49,7 @@ where
             return Ok(());
         };
         let old = current.clone();
+        debug_event!(member = ?news.id(), incarnation = news.incarnation(), state = ?news.state(), "membership change");
         self.members.update(pos, news.clone(), &mut self.rng);
         self.notify_transition(Some(&old), renamed, &news, runtime);
         self.schedule_for(&news, runtime);
@@ -70,6 +71,7 @@ where
             let last = self.members.len() - 1;
             self.members.remove(last);
         }
+        debug_event!(member = ?news.id(), incarnation = news.incarnation(), state = ?news.state(), "new member");
         self.members.insert(news.clone(), &mut self.rng);
         self.notify_transition(None, false, &news, runtime);
         self.schedule_for(&news, runtime);
@@ -153,6 +155,7 @@ where
             }
             State::Suspect if seen >= self.incarnation => {
                 self.metrics.self_suspicions_refuted += 1;
+                debug_event!(incarnation = seen, "refuting a suspicion of this member");
                 self.refute(seen, runtime)
             }
             State::Down | State::Left if seen >= self.incarnation => {
@@ -160,6 +163,7 @@ where
                     return Ok(());
                 }
                 self.metrics.self_declared_down += 1;
+                debug_event!(incarnation = seen, state = ?news.state(), "this member was declared gone; refuting");
                 self.refute(seen, runtime)
             }
             _ => Ok(()),

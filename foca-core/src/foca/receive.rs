@@ -74,10 +74,12 @@ where
         self.metrics.bytes_in += data.len() as u64;
         if self.status != Status::Running {
             self.metrics.dropped.not_active += 1;
+            trace_event!(reason = "not_active", "datagram dropped");
             return Ok(());
         }
         if data.len() > self.config.max_packet_size {
             self.metrics.dropped.oversized += 1;
+            trace_event!(reason = "oversized", "datagram dropped");
             return Ok(());
         }
         let Some(Decoded {
@@ -87,6 +89,7 @@ where
         }) = self.decode(data)
         else {
             self.metrics.dropped.decode += 1;
+            trace_event!(reason = "decode", "datagram dropped");
             return Ok(());
         };
         let Header {
@@ -99,16 +102,19 @@ where
         let own_addr = self.identity.addr();
         if src.addr() == own_addr {
             self.metrics.dropped.from_self += 1;
+            trace_event!(reason = "from_self", "datagram dropped");
             return Ok(());
         }
         if dst != self.identity && !(dst.addr() == own_addr && message == Message::Announce) {
             self.metrics.dropped.wrong_destination += 1;
+            trace_event!(reason = "wrong_destination", "datagram dropped");
             return Ok(());
         }
         if let Some(known) = self.member(&src.addr()).cloned() {
             if known.id() != &src {
                 if known.id().win_addr_conflict(&src) {
                     self.metrics.dropped.stale_identity += 1;
+                    trace_event!(reason = "stale_identity", "datagram dropped");
                     return Ok(());
                 }
             } else if !known.is_active() && known.incarnation() >= src_incarnation {
@@ -116,6 +122,7 @@ where
                 // can refute and come back. Never answer a TurnUndead with
                 // one (two members could bounce them forever).
                 self.metrics.dropped.from_down_member += 1;
+                trace_event!(reason = "from_down_member", "datagram dropped");
                 if message != Message::TurnUndead && known.state() == State::Down {
                     self.send_records(&src, Message::TurnUndead, &[known], runtime)?;
                 }

@@ -233,6 +233,7 @@ where
         });
         if still_same {
             self.metrics.suspicions_raised += 1;
+            debug_event!(member = ?target.id(), "probe failed: suspecting");
             let suspect = Member::new(target.id().clone(), target.incarnation(), State::Suspect);
             self.apply_update(suspect, runtime)?;
         }
@@ -327,6 +328,7 @@ where
             return Ok(());
         }
         self.metrics.members_declared_down += 1;
+        debug_event!(member = ?id, incarnation, "suspicion timed out: declaring down");
         self.apply_update(Member::new(id, incarnation, State::Down), runtime)
     }
 
