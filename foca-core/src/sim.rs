@@ -69,6 +69,21 @@ pub struct NetStats {
     pub lost: u64,
     /// Datagrams dropped by a blocked link or a crashed receiver.
     pub blocked: u64,
+    /// FNV-1a digest of every datagram sent, with its send time: two runs
+    /// sent the same bytes at the same times iff their digests match
+    /// (up to hash collisions).
+    pub digest: u64,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
 }
 
 /// The simulation. See the [module docs](self).
@@ -112,7 +127,10 @@ where
             loss: 0.0,
             blocked: BTreeSet::new(),
             notifications: Vec::new(),
-            stats: NetStats::default(),
+            stats: NetStats {
+                digest: FNV_OFFSET,
+                ..NetStats::default()
+            },
         }
     }
 
@@ -241,6 +259,9 @@ where
             }
             self.stats.sent += 1;
             self.stats.bytes += t.data.len() as u64;
+            let nanos = u64::try_from(self.now.as_nanos()).unwrap_or(u64::MAX);
+            self.stats.digest = fnv(self.stats.digest, &nanos.to_be_bytes());
+            self.stats.digest = fnv(self.stats.digest, &t.data);
             let to = t.to.addr();
             if self.blocked.contains(&(addr.clone(), to.clone())) {
                 self.stats.blocked += 1;
