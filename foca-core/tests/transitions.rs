@@ -1,0 +1,880 @@
+//! Unit tests for every transition of the member state table and for each
+//! step of the probe cycle, driving one `Foca` by hand with a recording
+//! runtime and hand-built datagrams.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use foca_core::testing::{TestCodec, TestId};
+use foca_core::{
+    Codec, Config, ConnectionState, Foca, GenerationalId, Header, Member, Message, Notification,
+    Runtime, State, Timer,
+};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro128PlusPlus;
+
+#[derive(Default)]
+struct Rec {
+    sent: Vec<(TestId, Vec<u8>)>,
+    timers: Vec<(Timer<TestId>, Duration)>,
+    notes: Vec<Notification<TestId>>,
+}
+
+impl Runtime<TestId> for Rec {
+    fn notify(&mut self, n: Notification<TestId>) {
+        self.notes.push(n);
+    }
+    fn send_to(&mut self, to: TestId, data: &[u8]) {
+        self.sent.push((to, data.to_vec()));
+    }
+    fn submit_after(&mut self, t: Timer<TestId>, after: Duration) {
+        self.timers.push((t, after));
+    }
+}
+
+impl Rec {
+    fn clear(&mut self) {
+        self.sent.clear();
+        self.timers.clear();
+        self.notes.clear();
+    }
+
+    /// Decoded headers and updates of everything sent.
+    fn messages(&self) -> Vec<(TestId, Header<TestId>, Vec<Member<TestId>>)> {
+        self.sent
+            .iter()
+            .map(|(to, data)| {
+                let (h, u) = decode(data);
+                (*to, h, u)
+            })
+            .collect()
+    }
+
+    fn take_timer(&mut self, pred: impl Fn(&Timer<TestId>) -> bool) -> Timer<TestId> {
+        let pos = self
+            .timers
+            .iter()
+            .position(|(t, _)| pred(t))
+            .unwrap_or_else(|| panic!("no such timer in {:?}", self.timers));
+        self.timers.remove(pos).0
+    }
+}
+
+type F = Foca<TestId, TestCodec, Xoshiro128PlusPlus>;
+
+fn id(addr: u32) -> TestId {
+    GenerationalId::new(addr, 1)
+}
+
+fn me() -> TestId {
+    id(1)
+}
+
+fn foca() -> F {
+    Foca::new(
+        me(),
+        Config::simple(),
+        Xoshiro128PlusPlus::seed_from_u64(1),
+        TestCodec,
+    )
+    .unwrap()
+}
+
+fn encode(header: &Header<TestId>, updates: &[Member<TestId>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    TestCodec.encode_header(header, &mut out).unwrap();
+    out.extend_from_slice(&(updates.len() as u16).to_be_bytes());
+    for u in updates {
+        TestCodec.encode_member(u, &mut out).unwrap();
+    }
+    out
+}
+
+fn decode(data: &[u8]) -> (Header<TestId>, Vec<Member<TestId>>) {
+    let mut input = data;
+    let h = TestCodec.decode_header(&mut input).unwrap();
+    let n = u16::from_be_bytes([input[0], input[1]]);
+    input = &input[2..];
+    let u = (0..n)
+        .map(|_| TestCodec.decode_member(&mut input).unwrap())
+        .collect();
+    (h, u)
+}
+
+fn datagram(from: TestId, inc: u32, msg: Message<TestId>, updates: &[Member<TestId>]) -> Vec<u8> {
+    encode(
+        &Header {
+            src: from,
+            src_incarnation: inc,
+            dst: me(),
+            message: msg,
+        },
+        updates,
+    )
+}
+
+fn state_of(f: &F, addr: u32) -> Option<(u32, u32, State)> {
+    f.member(&addr)
+        .map(|m| (m.id().generation(), m.incarnation(), m.state()))
+}
+
+fn apply(f: &mut F, rt: &mut Rec, m: Member<TestId>) {
+    f.apply_many([m], &mut *rt).unwrap();
+}
+
+fn has_timer(rt: &Rec, pred: impl Fn(&Timer<TestId>) -> bool) -> bool {
+    rt.timers.iter().any(|(t, _)| pred(t))
+}
+
+// ---- the member table: news about another member ----
+
+#[test]
+fn unknown_alive_joins_and_is_announced_up() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    assert_eq!(state_of(&f, 2), Some((1, 0, State::Alive)));
+    assert!(rt.notes.contains(&Notification::MemberUp(id(2))));
+    assert!(rt.notes.contains(&Notification::Active));
+    assert_eq!(f.connection_state(), ConnectionState::Connected);
+    assert_eq!(f.updates_backlog(), 1);
+}
+
+#[test]
+fn unknown_suspect_joins_with_a_suspicion_timer() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::new(id(2), 3, State::Suspect));
+    assert_eq!(state_of(&f, 2), Some((1, 3, State::Suspect)));
+    assert!(rt.notes.contains(&Notification::MemberUp(id(2))));
+    assert!(has_timer(&rt, |t| matches!(
+        t,
+        Timer::ChangeSuspectToDown { incarnation: 3, .. }
+    )));
+}
+
+#[test]
+fn unknown_down_or_left_is_recorded_silently() {
+    for state in [State::Down, State::Left] {
+        let (mut f, mut rt) = (foca(), Rec::default());
+        apply(&mut f, &mut rt, Member::new(id(2), 2, state));
+        assert_eq!(state_of(&f, 2), Some((1, 2, state)));
+        assert_eq!(f.num_members(), 0);
+        assert!(rt.notes.is_empty(), "{:?}", rt.notes);
+        assert!(has_timer(&rt, |t| matches!(
+            t,
+            Timer::RemoveDown { incarnation: 2, .. }
+        )));
+    }
+}
+
+#[test]
+fn alive_at_same_or_lower_incarnation_changes_nothing() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 5));
+    rt.clear();
+    let backlog = f.updates_backlog();
+    apply(&mut f, &mut rt, Member::alive(id(2), 5));
+    apply(&mut f, &mut rt, Member::alive(id(2), 4));
+    assert_eq!(state_of(&f, 2), Some((1, 5, State::Alive)));
+    assert!(rt.notes.is_empty());
+    assert_eq!(f.updates_backlog(), backlog);
+}
+
+#[test]
+fn alive_at_higher_incarnation_updates_quietly() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 1));
+    rt.clear();
+    apply(&mut f, &mut rt, Member::alive(id(2), 2));
+    assert_eq!(state_of(&f, 2), Some((1, 2, State::Alive)));
+    assert!(rt.notes.is_empty());
+}
+
+#[test]
+fn alive_to_suspect_at_same_incarnation_starts_the_timer() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 1));
+    rt.clear();
+    apply(&mut f, &mut rt, Member::new(id(2), 0, State::Suspect));
+    assert_eq!(
+        state_of(&f, 2),
+        Some((1, 1, State::Alive)),
+        "stale suspicion"
+    );
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Suspect));
+    assert_eq!(state_of(&f, 2), Some((1, 1, State::Suspect)));
+    assert!(rt.notes.is_empty(), "suspects are still members");
+    assert_eq!(f.num_members(), 1);
+    let after = rt
+        .timers
+        .iter()
+        .find(|(t, _)| matches!(t, Timer::ChangeSuspectToDown { .. }))
+        .unwrap()
+        .1;
+    assert_eq!(after, Config::simple().suspicion_timeout(2));
+}
+
+#[test]
+fn suspect_refuted_by_higher_alive_only() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Suspect));
+    apply(&mut f, &mut rt, Member::alive(id(2), 1));
+    assert_eq!(state_of(&f, 2), Some((1, 1, State::Suspect)));
+    apply(&mut f, &mut rt, Member::alive(id(2), 2));
+    assert_eq!(state_of(&f, 2), Some((1, 2, State::Alive)));
+    assert_eq!(f.metrics().suspicions_refuted, 1);
+}
+
+#[test]
+fn down_at_current_incarnation_takes_member_down() {
+    for from in [State::Alive, State::Suspect] {
+        let (mut f, mut rt) = (foca(), Rec::default());
+        apply(&mut f, &mut rt, Member::new(id(2), 3, from));
+        rt.clear();
+        apply(&mut f, &mut rt, Member::new(id(2), 3, State::Down));
+        assert_eq!(state_of(&f, 2), Some((1, 3, State::Down)));
+        assert!(rt.notes.contains(&Notification::MemberDown(id(2))));
+        assert!(rt.notes.contains(&Notification::Idle));
+        assert_eq!(f.num_members(), 0);
+    }
+}
+
+#[test]
+fn stale_down_never_overrides_a_refutation() {
+    // The original crate's bug: a Down about an old incarnation killed a
+    // member that had already refuted.
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::new(id(2), 3, State::Suspect));
+    apply(&mut f, &mut rt, Member::alive(id(2), 4));
+    rt.clear();
+    apply(&mut f, &mut rt, Member::new(id(2), 3, State::Down));
+    assert_eq!(state_of(&f, 2), Some((1, 4, State::Alive)));
+    assert!(rt.notes.is_empty());
+}
+
+#[test]
+fn left_is_reported_apart_from_down() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 1));
+    rt.clear();
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Left));
+    assert_eq!(state_of(&f, 2), Some((1, 1, State::Left)));
+    assert!(rt.notes.contains(&Notification::MemberLeft(id(2))));
+    assert!(
+        !rt.notes
+            .iter()
+            .any(|n| matches!(n, Notification::MemberDown(_)))
+    );
+}
+
+#[test]
+fn down_is_undone_only_by_a_higher_incarnation() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 1));
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Down));
+    rt.clear();
+    apply(&mut f, &mut rt, Member::alive(id(2), 1));
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Suspect));
+    assert_eq!(state_of(&f, 2), Some((1, 1, State::Down)));
+    assert!(rt.notes.is_empty());
+    apply(&mut f, &mut rt, Member::alive(id(2), 2));
+    assert_eq!(state_of(&f, 2), Some((1, 2, State::Alive)));
+    assert!(rt.notes.contains(&Notification::MemberUp(id(2))));
+}
+
+#[test]
+fn inactive_to_inactive_is_silent_and_left_outranks_down() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Down));
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Left));
+    assert_eq!(state_of(&f, 2), Some((1, 1, State::Left)));
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Down));
+    assert_eq!(state_of(&f, 2), Some((1, 1, State::Left)));
+    assert!(rt.notes.is_empty());
+}
+
+#[test]
+fn newer_generation_replaces_older_and_is_renamed() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 7));
+    rt.clear();
+    let newer = GenerationalId::new(2, 2);
+    apply(&mut f, &mut rt, Member::alive(newer, 0));
+    assert_eq!(state_of(&f, 2), Some((2, 0, State::Alive)));
+    assert_eq!(rt.notes, vec![Notification::Rename(id(2), newer)]);
+    // News about the superseded generation is ignored, whatever it says.
+    apply(&mut f, &mut rt, Member::new(id(2), 99, State::Down));
+    assert_eq!(state_of(&f, 2), Some((2, 0, State::Alive)));
+    // A down old generation replaced by a live new one is a MemberUp.
+    let newest = GenerationalId::new(2, 3);
+    apply(&mut f, &mut rt, Member::new(newer, 0, State::Down));
+    rt.clear();
+    apply(&mut f, &mut rt, Member::alive(newest, 0));
+    assert_eq!(
+        rt.notes,
+        vec![Notification::MemberUp(newest), Notification::Active]
+    );
+}
+
+#[test]
+fn table_bound_evicts_inactive_and_counts_drops() {
+    let config = Config {
+        max_members: 2,
+        ..Config::simple()
+    };
+    let mut f = Foca::new(
+        me(),
+        config,
+        Xoshiro128PlusPlus::seed_from_u64(1),
+        TestCodec,
+    )
+    .unwrap();
+    let mut rt = Rec::default();
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::new(id(3), 0, State::Down));
+    apply(&mut f, &mut rt, Member::alive(id(4), 0)); // evicts 3
+    assert!(f.member(&3).is_none());
+    assert_eq!(f.num_members(), 2);
+    apply(&mut f, &mut rt, Member::alive(id(5), 0)); // no room
+    assert!(f.member(&5).is_none());
+    assert_eq!(f.metrics().members_dropped, 1);
+}
+
+// ---- news about this member ----
+
+#[test]
+fn suspicion_of_self_is_refuted() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::new(me(), 0, State::Suspect));
+    assert_eq!(f.incarnation(), 1);
+    assert_eq!(f.metrics().self_suspicions_refuted, 1);
+    // An older suspicion is ignored.
+    apply(&mut f, &mut rt, Member::new(me(), 0, State::Suspect));
+    assert_eq!(f.incarnation(), 1);
+}
+
+#[test]
+fn being_declared_down_is_refuted_not_fatal() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::new(me(), 4, State::Down));
+    assert_eq!(f.incarnation(), 5);
+    assert_eq!(f.metrics().self_declared_down, 1);
+    assert_eq!(f.connection_state(), ConnectionState::Connected);
+    // A stale Down (lower incarnation) is not "being told you are down".
+    apply(&mut f, &mut rt, Member::new(me(), 4, State::Down));
+    assert_eq!(f.metrics().self_declared_down, 1);
+}
+
+#[test]
+fn alive_of_self_at_higher_incarnation_is_adopted() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(me(), 9));
+    assert_eq!(f.incarnation(), 9);
+}
+
+#[test]
+fn news_of_another_identity_on_own_address_is_ignored() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(
+        &mut f,
+        &mut rt,
+        Member::new(GenerationalId::new(1, 0), 9, State::Down),
+    );
+    assert_eq!(f.incarnation(), 0);
+    assert_eq!(f.metrics().foreign_self_updates, 1);
+    assert!(f.member(&1).is_none());
+}
+
+#[test]
+fn spent_incarnation_renews_identity() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::new(me(), u32::MAX, State::Suspect));
+    assert_eq!(*f.identity(), GenerationalId::new(1, 2));
+    assert_eq!(f.incarnation(), 0);
+    assert!(
+        rt.notes
+            .contains(&Notification::Rejoin(GenerationalId::new(1, 2)))
+    );
+}
+
+#[test]
+fn spent_incarnation_without_renewal_is_defunct() {
+    let top = GenerationalId::new(1, u32::MAX);
+    let mut f: F = Foca::new(
+        top,
+        Config::simple(),
+        Xoshiro128PlusPlus::seed_from_u64(1),
+        TestCodec,
+    )
+    .unwrap();
+    let mut rt = Rec::default();
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::new(top, u32::MAX, State::Down));
+    assert_eq!(f.connection_state(), ConnectionState::Defunct);
+    assert!(rt.notes.contains(&Notification::Defunct));
+    assert_eq!(
+        f.gossip(&mut rt).unwrap_err().to_string(),
+        foca_core::Error::Defunct.to_string()
+    );
+    // A new identity revives it.
+    f.change_identity(GenerationalId::new(9, 1), &mut rt)
+        .unwrap();
+    assert_eq!(f.connection_state(), ConnectionState::Connected);
+}
+
+// ---- timers of the table ----
+
+#[test]
+fn suspicion_timeout_declares_down_only_if_unchanged() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Suspect));
+    let timer = rt.take_timer(|t| matches!(t, Timer::ChangeSuspectToDown { .. }));
+    // Refuted in time: the timer is stale.
+    apply(&mut f, &mut rt, Member::alive(id(2), 2));
+    rt.clear();
+    f.handle_timer(timer.clone(), &mut rt).unwrap();
+    assert_eq!(state_of(&f, 2), Some((1, 2, State::Alive)));
+    assert!(rt.notes.is_empty());
+    // Not refuted: down.
+    apply(&mut f, &mut rt, Member::new(id(2), 2, State::Suspect));
+    let timer = rt.take_timer(|t| matches!(t, Timer::ChangeSuspectToDown { .. }));
+    f.handle_timer(timer, &mut rt).unwrap();
+    assert_eq!(state_of(&f, 2), Some((1, 2, State::Down)));
+    assert!(rt.notes.contains(&Notification::MemberDown(id(2))));
+    assert_eq!(f.metrics().members_declared_down, 1);
+}
+
+#[test]
+fn remove_down_forgets_unless_alone() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::new(id(2), 1, State::Down));
+    let timer = rt.take_timer(|t| matches!(t, Timer::RemoveDown { .. }));
+    // Alone: kept as a recovery contact, checked again later.
+    rt.clear();
+    f.handle_timer(timer.clone(), &mut rt).unwrap();
+    assert!(f.member(&2).is_some());
+    assert!(has_timer(&rt, |t| *t == timer));
+    // With a live peer: forgotten.
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    f.handle_timer(timer, &mut rt).unwrap();
+    assert!(f.member(&2).is_none());
+}
+
+// ---- the probe cycle ----
+
+/// A member that knows 2, 3 and 4, with its first probe timer taken.
+fn probing() -> (F, Rec, Timer<TestId>) {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    for a in 2..=4 {
+        apply(&mut f, &mut rt, Member::alive(id(a), 0));
+    }
+    let t = rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    rt.clear();
+    (f, rt, t)
+}
+
+/// Fires a probe timer; returns (target, probe number, next probe timer,
+/// indirect timer).
+fn fire_probe(
+    f: &mut F,
+    rt: &mut Rec,
+    t: Timer<TestId>,
+) -> (TestId, u32, Timer<TestId>, Timer<TestId>) {
+    rt.clear();
+    f.handle_timer(t, &mut *rt).unwrap();
+    let msgs = rt.messages();
+    assert_eq!(msgs.len(), 1, "one ping per probe");
+    let (to, h, _) = &msgs[0];
+    let Message::Ping(n) = h.message else {
+        panic!("expected a ping, got {:?}", h.message)
+    };
+    assert!(
+        rt.timers
+            .iter()
+            .any(|(t, d)| matches!(t, Timer::ProbeRandomMember(_))
+                && *d == Config::simple().probe_period)
+    );
+    assert!(
+        rt.timers
+            .iter()
+            .any(|(t, d)| matches!(t, Timer::SendIndirectProbe { .. })
+                && *d == Config::simple().probe_rtt)
+    );
+    let next = rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    let indirect = rt.take_timer(|t| matches!(t, Timer::SendIndirectProbe { .. }));
+    (*to, n, next, indirect)
+}
+
+#[test]
+fn probe_round_covers_every_member_once() {
+    let (mut f, mut rt, mut t) = probing();
+    let mut targets = Vec::new();
+    for _ in 0..3 {
+        let (to, n, next, indirect) = fire_probe(&mut f, &mut rt, t);
+        // Answer each ping so no one is suspected.
+        f.handle_data(&datagram(to, 0, Message::Ack(n), &[]), &mut rt)
+            .unwrap();
+        f.handle_timer(indirect, &mut rt).unwrap();
+        targets.push(*to.address());
+        t = next;
+    }
+    targets.sort();
+    assert_eq!(targets, vec![2, 3, 4]);
+    assert_eq!(f.metrics().probes_sent, 3);
+    assert_eq!(f.metrics().probes_failed, 0);
+}
+
+#[test]
+fn acked_probe_sends_no_ping_req_and_raises_no_suspicion() {
+    let (mut f, mut rt, t) = probing();
+    let (to, n, next, indirect) = fire_probe(&mut f, &mut rt, t);
+    f.handle_data(&datagram(to, 0, Message::Ack(n), &[]), &mut rt)
+        .unwrap();
+    rt.clear();
+    f.handle_timer(indirect, &mut rt).unwrap();
+    assert!(rt.sent.is_empty(), "no indirect probe after an ack");
+    f.handle_timer(next, &mut rt).unwrap();
+    assert_eq!(f.metrics().suspicions_raised, 0);
+    assert_eq!(state_of(&f, *to.address()).unwrap().2, State::Alive);
+}
+
+#[test]
+fn ack_with_wrong_number_or_sender_does_not_count() {
+    let (mut f, mut rt, t) = probing();
+    let (to, n, next, indirect) = fire_probe(&mut f, &mut rt, t);
+    let other = (2..=4).map(id).find(|i| *i != to).unwrap();
+    f.handle_data(&datagram(to, 0, Message::Ack(n + 1), &[]), &mut rt)
+        .unwrap();
+    f.handle_data(&datagram(other, 0, Message::Ack(n), &[]), &mut rt)
+        .unwrap();
+    f.handle_timer(indirect, &mut rt).unwrap();
+    f.handle_timer(next, &mut rt).unwrap();
+    assert_eq!(f.metrics().suspicions_raised, 1);
+    assert_eq!(state_of(&f, *to.address()).unwrap().2, State::Suspect);
+}
+
+#[test]
+fn unanswered_probe_asks_helpers_then_suspects() {
+    let (mut f, mut rt, t) = probing();
+    let (to, n, next, indirect) = fire_probe(&mut f, &mut rt, t);
+    rt.clear();
+    f.handle_timer(indirect, &mut rt).unwrap();
+    let reqs = rt.messages();
+    // Two helpers available (the other two members), 3 wanted.
+    assert_eq!(reqs.len(), 2);
+    for (helper, h, _) in &reqs {
+        assert_ne!(*helper, to);
+        assert_eq!(
+            h.message,
+            Message::PingReq {
+                target: to,
+                probe_number: n
+            }
+        );
+    }
+    rt.clear();
+    f.handle_timer(next, &mut rt).unwrap();
+    assert_eq!(f.metrics().probes_failed, 1);
+    assert_eq!(f.metrics().suspicions_raised, 1);
+    assert_eq!(state_of(&f, *to.address()).unwrap().2, State::Suspect);
+    assert!(has_timer(&rt, |t| matches!(
+        t,
+        Timer::ChangeSuspectToDown { .. }
+    )));
+}
+
+#[test]
+fn forwarded_ack_saves_the_probe() {
+    let (mut f, mut rt, t) = probing();
+    let (to, n, next, indirect) = fire_probe(&mut f, &mut rt, t);
+    f.handle_timer(indirect, &mut rt).unwrap();
+    let helper = (2..=4).map(id).find(|i| *i != to).unwrap();
+    let fwd = Message::ForwardedAck {
+        target: to,
+        probe_number: n,
+    };
+    f.handle_data(&datagram(helper, 0, fwd, &[]), &mut rt)
+        .unwrap();
+    f.handle_timer(next, &mut rt).unwrap();
+    assert_eq!(f.metrics().indirect_successes, 1);
+    assert_eq!(f.metrics().suspicions_raised, 0);
+}
+
+#[test]
+fn probe_whose_indirect_stage_never_ran_is_not_a_suspicion() {
+    let (mut f, mut rt, t) = probing();
+    let (to, _, next, indirect) = fire_probe(&mut f, &mut rt, t);
+    // The period ends before the (late) indirect timer.
+    f.handle_timer(next, &mut rt).unwrap();
+    f.handle_timer(indirect, &mut rt).unwrap();
+    assert_eq!(f.metrics().probes_incomplete, 1);
+    assert_eq!(f.metrics().suspicions_raised, 0);
+    assert_eq!(state_of(&f, *to.address()).unwrap().2, State::Alive);
+    assert!(f.metrics().stale_timers >= 1);
+}
+
+#[test]
+fn stale_or_duplicate_probe_timer_is_ignored() {
+    let (mut f, mut rt, t) = probing();
+    let (_, _, next, _) = fire_probe(&mut f, &mut rt, t.clone());
+    rt.clear();
+    f.handle_timer(t, &mut rt).unwrap();
+    assert!(
+        rt.sent.is_empty(),
+        "a duplicate must not start a second cycle"
+    );
+    assert_eq!(f.metrics().stale_timers, 1);
+    f.handle_timer(next, &mut rt).unwrap();
+    assert_eq!(
+        rt.messages()
+            .iter()
+            .filter(|(_, h, _)| matches!(h.message, Message::Ping(_)))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn probing_stops_when_alone_and_restarts_on_join() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    let t = rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    apply(&mut f, &mut rt, Member::new(id(2), 0, State::Down));
+    rt.clear();
+    f.handle_timer(t, &mut rt).unwrap();
+    assert!(rt.sent.is_empty());
+    assert!(!has_timer(&rt, |t| matches!(
+        t,
+        Timer::ProbeRandomMember(_)
+    )));
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    assert!(has_timer(&rt, |t| matches!(t, Timer::ProbeRandomMember(_))));
+}
+
+// ---- the helper's side of an indirect probe, and other requests ----
+
+#[test]
+fn helper_relays_ping_req_and_forwards_the_ack() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    let req = Message::PingReq {
+        target: id(3),
+        probe_number: 42,
+    };
+    f.handle_data(&datagram(id(2), 0, req, &[]), &mut rt)
+        .unwrap();
+    let m = rt.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].0, id(3));
+    assert_eq!(
+        m[0].1.message,
+        Message::IndirectPing {
+            origin: id(2),
+            probe_number: 42
+        }
+    );
+    rt.clear();
+    let ack = Message::IndirectAck {
+        origin: id(2),
+        probe_number: 42,
+    };
+    f.handle_data(&datagram(id(3), 0, ack, &[]), &mut rt)
+        .unwrap();
+    let m = rt.messages();
+    assert_eq!(m[0].0, id(2));
+    assert_eq!(
+        m[0].1.message,
+        Message::ForwardedAck {
+            target: id(3),
+            probe_number: 42
+        }
+    );
+}
+
+#[test]
+fn target_answers_indirect_ping_to_the_helper() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    let ping = Message::IndirectPing {
+        origin: id(2),
+        probe_number: 7,
+    };
+    f.handle_data(&datagram(id(3), 0, ping, &[]), &mut rt)
+        .unwrap();
+    let m = rt.messages();
+    assert_eq!(m[0].0, id(3));
+    assert_eq!(
+        m[0].1.message,
+        Message::IndirectAck {
+            origin: id(2),
+            probe_number: 7
+        }
+    );
+}
+
+#[test]
+fn ping_is_acked_with_its_number() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    f.handle_data(&datagram(id(2), 3, Message::Ping(11), &[]), &mut rt)
+        .unwrap();
+    let m = rt.messages();
+    assert_eq!(m[0].1.message, Message::Ack(11));
+    assert_eq!(
+        state_of(&f, 2),
+        Some((1, 3, State::Alive)),
+        "sender learned alive"
+    );
+}
+
+#[test]
+fn announce_to_any_generation_is_answered_with_a_feed() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    for a in 3..=6 {
+        apply(&mut f, &mut rt, Member::alive(id(a), 0));
+    }
+    rt.clear();
+    let mut h = Header {
+        src: id(2),
+        src_incarnation: 0,
+        dst: GenerationalId::seed(1),
+        message: Message::Announce,
+    };
+    f.handle_data(&encode(&h, &[]), &mut rt).unwrap();
+    let m = rt.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].1.message, Message::Feed);
+    let mut fed: Vec<u32> = m[0].2.iter().map(|u| *u.id().address()).collect();
+    fed.sort();
+    assert_eq!(
+        fed,
+        vec![3, 4, 5, 6],
+        "every other active member, not the joiner"
+    );
+    // Other messages to a wrong generation are dropped.
+    h.message = Message::Ping(1);
+    rt.clear();
+    f.handle_data(&encode(&h, &[]), &mut rt).unwrap();
+    assert!(rt.sent.is_empty());
+    assert_eq!(f.metrics().dropped.wrong_destination, 1);
+}
+
+#[test]
+fn talk_from_a_down_member_is_answered_with_turn_undead() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    apply(&mut f, &mut rt, Member::new(id(2), 4, State::Down));
+    rt.clear();
+    f.handle_data(&datagram(id(2), 4, Message::Ping(1), &[]), &mut rt)
+        .unwrap();
+    assert_eq!(f.metrics().dropped.from_down_member, 1);
+    let m = rt.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].1.message, Message::TurnUndead);
+    assert_eq!(m[0].2, vec![Member::new(id(2), 4, State::Down)]);
+    assert_eq!(state_of(&f, 2), Some((1, 4, State::Down)));
+    // At a higher incarnation it is back.
+    rt.clear();
+    f.handle_data(&datagram(id(2), 5, Message::Ping(2), &[]), &mut rt)
+        .unwrap();
+    assert_eq!(state_of(&f, 2), Some((1, 5, State::Alive)));
+    assert!(rt.notes.contains(&Notification::MemberUp(id(2))));
+}
+
+#[test]
+fn turn_undead_makes_the_member_refute_and_announce() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    rt.clear();
+    let verdict = Member::new(me(), 0, State::Down);
+    f.handle_data(
+        &datagram(id(2), 0, Message::TurnUndead, &[verdict]),
+        &mut rt,
+    )
+    .unwrap();
+    assert_eq!(f.incarnation(), 1);
+    let m = rt.messages();
+    assert!(m.iter().any(|(to, h, _)| *to == id(2)
+        && h.message == Message::Announce
+        && h.src_incarnation == 1));
+}
+
+#[test]
+fn noise_is_dropped_and_counted() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    f.handle_data(&[1, 2, 3], &mut rt).unwrap();
+    assert_eq!(f.metrics().dropped.decode, 1);
+    f.handle_data(&datagram(me(), 0, Message::Ping(1), &[]), &mut rt)
+        .unwrap();
+    assert_eq!(f.metrics().dropped.from_self, 1);
+    f.handle_data(&vec![0; 2000], &mut rt).unwrap();
+    assert_eq!(f.metrics().dropped.oversized, 1);
+    let mut trailing = datagram(id(2), 0, Message::Ping(1), &[]);
+    trailing.push(0);
+    f.handle_data(&trailing, &mut rt).unwrap();
+    assert_eq!(f.metrics().dropped.decode, 2);
+    assert!(rt.sent.is_empty() && rt.notes.is_empty() && f.member(&2).is_none());
+}
+
+#[test]
+fn leave_tells_peers_and_stops() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    for a in 2..=5 {
+        apply(&mut f, &mut rt, Member::alive(id(a), 0));
+    }
+    rt.clear();
+    f.leave_cluster(&mut rt).unwrap();
+    let m = rt.messages();
+    assert_eq!(m.len(), 3);
+    for (_, h, updates) in &m {
+        assert_eq!(h.message, Message::Gossip);
+        assert!(updates.contains(&Member::new(me(), 0, State::Left)));
+    }
+    assert_eq!(f.connection_state(), ConnectionState::Left);
+    // Everything after is ignored; announce rejoins at a higher incarnation.
+    rt.clear();
+    f.handle_data(&datagram(id(2), 0, Message::Ping(1), &[]), &mut rt)
+        .unwrap();
+    assert!(rt.sent.is_empty());
+    assert_eq!(f.metrics().dropped.not_active, 1);
+    f.announce(id(2), &mut rt).unwrap();
+    assert_eq!(f.incarnation(), 1);
+    assert_eq!(f.connection_state(), ConnectionState::Connected);
+}
+
+#[test]
+fn set_config_validates_and_rearms_timers() {
+    let (mut f, mut rt, old) = probing();
+    let bad = Config {
+        probe_rtt: Duration::from_secs(5),
+        ..Config::simple()
+    };
+    let e = f.set_config(bad, &mut rt).unwrap_err();
+    assert!(e.to_string().contains("probe_rtt"), "{e}");
+    let new = Config {
+        probe_period: Duration::from_secs(3),
+        ..Config::simple()
+    };
+    f.set_config(new.clone(), &mut rt).unwrap();
+    assert_eq!(f.config(), &new);
+    let fresh = rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    rt.clear();
+    f.handle_timer(old, &mut rt).unwrap();
+    assert!(rt.sent.is_empty(), "the old chain is stale");
+    f.handle_timer(fresh, &mut rt).unwrap();
+    assert!(
+        rt.timers
+            .iter()
+            .any(|(t, d)| matches!(t, Timer::ProbeRandomMember(_)) && *d == Duration::from_secs(3))
+    );
+}
+
+#[test]
+fn new_refuses_invalid_config_and_oversized_header() {
+    let bad = Config {
+        probe_period: Duration::ZERO,
+        ..Config::simple()
+    };
+    let e = Foca::new(me(), bad, Xoshiro128PlusPlus::seed_from_u64(1), TestCodec).unwrap_err();
+    assert!(e.to_string().contains("probe_period"), "{e}");
+}
