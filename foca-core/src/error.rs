@@ -40,6 +40,9 @@ pub enum Error {
     /// The new identity has the same address as one already in the member
     /// table, or is the current identity.
     IdentityInUse,
+    /// The new identity has this member's address but does not supersede the
+    /// current identity, so peers would ignore it; use `Identity::renew`.
+    IdentityLosesConflict,
     /// Tried to announce to this member's own address.
     AnnounceToSelf,
 }
@@ -64,6 +67,9 @@ impl fmt::Display for Error {
             ),
             Error::IdentityInUse => f.write_str(
                 "that identity is this member's current one or its address belongs to a known member",
+            ),
+            Error::IdentityLosesConflict => f.write_str(
+                "the new identity has this member's address but does not win the conflict against the current one, so peers would ignore it: use Identity::renew",
             ),
             Error::AnnounceToSelf => f.write_str("cannot announce to this member's own address"),
         }

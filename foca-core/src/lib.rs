@@ -58,8 +58,9 @@
 //! ```
 //!
 //! ## Features
-//! - `std`: nothing yet beyond what `core::net` gives; reserved for helpers
-//!   that need the standard library.
+//! - `std`: [`Clock`], the mapping from `std::time::Instant` to the core's
+//!   time (every std driver needs it). Identities need no `std`:
+//!   `core::net::SocketAddr` works without it.
 //! - `serde`: `Serialize`/`Deserialize` for the wire types and `Config`.
 //! - `sim`: the deterministic [`sim`] simulator (no_std + alloc too).
 //! - `tracing`: protocol decisions as `tracing` events (membership changes,
@@ -91,6 +92,8 @@ extern crate std;
 
 mod backlog;
 mod broadcast;
+#[cfg(feature = "std")]
+mod clock;
 mod codec;
 mod config;
 mod endpoint;
@@ -108,6 +111,8 @@ pub mod testing;
 mod timer_queue;
 
 pub use broadcast::{BroadcastHandler, BroadcastsDisabled, Invalidates, Never, NoCustomBroadcast};
+#[cfg(feature = "std")]
+pub use clock::Clock;
 pub use codec::Codec;
 pub use config::{Config, ConfigError, MAX_PACKET_SIZE, MIN_PACKET_SIZE, PeriodicParams};
 pub use endpoint::{

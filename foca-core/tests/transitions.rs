@@ -878,3 +878,52 @@ fn new_refuses_invalid_config_and_oversized_header() {
     let e = Foca::new(me(), bad, Xoshiro128PlusPlus::seed_from_u64(1), TestCodec).unwrap_err();
     assert!(e.to_string().contains("probe_period"), "{e}");
 }
+
+#[test]
+fn restarted_member_recorded_as_left_is_told_and_rejoins() {
+    // It left at incarnation 2, restarted with the same identity at 0.
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    apply(&mut f, &mut rt, Member::new(id(2), 2, State::Left));
+    rt.clear();
+    f.handle_data(&datagram(id(2), 0, Message::Announce, &[]), &mut rt)
+        .unwrap();
+    let m = rt.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].1.message, Message::TurnUndead);
+    assert_eq!(m[0].2, vec![Member::new(id(2), 2, State::Left)]);
+    // The restarted member refutes (incarnation 3) and is back.
+    f.handle_data(&datagram(id(2), 3, Message::Announce, &[]), &mut rt)
+        .unwrap();
+    assert_eq!(state_of(&f, 2), Some((1, 3, State::Alive)));
+}
+
+#[test]
+fn change_identity_rules() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    let e = f
+        .change_identity(GenerationalId::new(1, 0), &mut rt)
+        .unwrap_err();
+    assert_eq!(e, foca_core::Error::IdentityLosesConflict);
+    assert_eq!(
+        f.change_identity(id(2), &mut rt).unwrap_err(),
+        foca_core::Error::IdentityInUse
+    );
+    assert_eq!(
+        f.change_identity(me(), &mut rt).unwrap_err(),
+        foca_core::Error::IdentityInUse
+    );
+    rt.clear();
+    let renewed = GenerationalId::new(1, 2);
+    f.change_identity(renewed, &mut rt).unwrap();
+    assert_eq!(*f.identity(), renewed);
+    assert_eq!(f.incarnation(), 0);
+    assert!(rt.notes.contains(&Notification::Rejoin(renewed)));
+    // The peer is told at once, with an announce from the new identity.
+    let m = rt.messages();
+    assert!(
+        m.iter()
+            .any(|(to, h, _)| *to == id(2) && h.src == renewed && h.message == Message::Announce)
+    );
+}

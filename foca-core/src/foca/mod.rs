@@ -444,6 +444,9 @@ where
         if new == self.identity || self.members.find(&new.addr()).is_some() {
             return Err(Error::IdentityInUse);
         }
+        if new.addr() == self.identity.addr() && !new.win_addr_conflict(&self.identity) {
+            return Err(Error::IdentityLosesConflict);
+        }
         self.switch_identity(new, &mut runtime)?;
         self.after_change(&mut runtime);
         Ok(())

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use rand::Rng;
 
 use super::{Foca, Status};
-use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, State};
+use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime};
 
 /// A datagram decoded in full; nothing applied yet.
 struct Decoded<'a, T> {
@@ -119,11 +119,13 @@ where
                 }
             } else if !known.is_active() && known.incarnation() >= src_incarnation {
                 // It talks, but we recorded it down or left: tell it, so it
-                // can refute and come back. Never answer a TurnUndead with
-                // one (two members could bounce them forever).
+                // can refute and come back (a member that really left
+                // ignores this; one restarted with the same identity
+                // rejoins at once). Never answer a TurnUndead with one (two
+                // members could bounce them forever).
                 self.metrics.dropped.from_down_member += 1;
                 trace_event!(reason = "from_down_member", "datagram dropped");
-                if message != Message::TurnUndead && known.state() == State::Down {
+                if message != Message::TurnUndead {
                     self.send_records(&src, Message::TurnUndead, &[known], runtime)?;
                 }
                 return Ok(());
