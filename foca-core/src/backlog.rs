@@ -187,7 +187,6 @@ impl<K: Ord + Clone, V> Backlog<K, V> {
     }
 
     /// Total bytes of the queued items.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }

@@ -204,8 +204,9 @@ impl<T: Identity> Members<T> {
         self.entries.get(pos)
     }
 
-    /// Picks up to `wanted` distinct random positions in `0..n` (Floyd's
-    /// algorithm: `O(wanted²)`, no allocation beyond the result).
+    /// Picks up to `wanted` distinct random positions in `0..n`, in random
+    /// order (Floyd's algorithm, then a shuffle: `O(wanted²)`, no allocation
+    /// beyond the result).
     fn sample(n: usize, wanted: usize, rng: &mut impl Rng, out: &mut Vec<usize>) {
         out.clear();
         let wanted = wanted.min(n);
@@ -216,6 +217,13 @@ impl<T: Identity> Members<T> {
             } else {
                 out.push(t);
             }
+        }
+        // Floyd's set is uniform but its order is not (the i-th pick is at
+        // most n - wanted + i), and callers take a prefix: without this,
+        // the last positions would never be chosen.
+        for i in (1..out.len()).rev() {
+            let j = rng.random_range(0..=i);
+            out.swap(i, j);
         }
     }
 
@@ -378,6 +386,27 @@ mod tests {
         t.check_invariants();
         assert_eq!(t.len(), 9);
         assert!(t.find(&3).is_none());
+    }
+
+    #[test]
+    fn choose_reaches_every_position() {
+        // Taking a prefix of Floyd's sample once left the last two
+        // positions of the region never chosen.
+        let mut rng = Xoshiro128PlusPlus::seed_from_u64(11);
+        let mut t = Members::new(4);
+        for a in 0..9 {
+            t.insert(m(a, State::Alive), &mut rng);
+        }
+        let mut counts = [0u32; 9];
+        let mut out = Vec::new();
+        for _ in 0..900 {
+            t.choose_active(3, &mut rng, |_| true, &mut out);
+            for id in &out {
+                counts[*id.address() as usize] += 1;
+            }
+        }
+        // 300 expected each.
+        assert!(counts.iter().all(|&c| c > 200), "{counts:?}");
     }
 
     #[test]

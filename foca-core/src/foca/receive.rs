@@ -127,8 +127,19 @@ where
                 trace_event!(reason = "from_down_member", "datagram dropped");
                 if message != Message::TurnUndead {
                     self.send_records(&src, Message::TurnUndead, &[known], runtime)?;
+                    return Ok(());
                 }
-                return Ok(());
+                // Each side recorded the other gone (after a partition, say):
+                // still refute what it says about us and announce at once,
+                // or neither would ever listen to the other again.
+                for update in updates {
+                    if update.id().addr() == own_addr {
+                        self.apply_update(update, runtime)?;
+                    }
+                }
+                let result = self.act_on(src, message, runtime);
+                self.after_change(runtime);
+                return result;
             }
         }
 

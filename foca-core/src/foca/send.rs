@@ -182,22 +182,22 @@ where
                 self.fill_broadcasts(buf, budget, limit, to);
                 0
             }
+            Payload::Piggyback if self.broadcasts.is_empty() => {
+                self.fill_updates(buf, budget, limit).0
+            }
             Payload::Piggyback => {
                 // Each kind is guaranteed half the space when both wait;
-                // whatever one leaves unused, the other may take.
+                // whatever one leaves unused, the other may take. One fill
+                // per kind: a second fill of updates would put the same
+                // items in the datagram twice (and count both).
                 let mut scratch = core::mem::take(&mut self.scratch);
                 scratch.clear();
-                let first = if self.broadcasts.is_empty() {
-                    budget
-                } else {
-                    budget / 2
-                };
-                let (n1, b1) = self.fill_updates(buf, first, limit);
-                let b2 = self.fill_broadcasts(&mut scratch, budget - b1, limit, to);
-                let (n2, _) = self.fill_updates(buf, budget - b1 - b2, limit);
+                let reserved = self.updates.bytes().min(budget / 2);
+                let b2 = self.fill_broadcasts(&mut scratch, budget - reserved, limit, to);
+                let (n, _) = self.fill_updates(buf, budget - b2, limit);
                 buf.extend_from_slice(&scratch);
                 self.scratch = scratch;
-                n1 + n2
+                n
             }
         };
         // At most `max_packet_size` (≤ 65507) items of ≥ 1 byte: fits a u16.
