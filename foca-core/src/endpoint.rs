@@ -16,7 +16,8 @@
 //! backwards. Output queues are bounded ([`MAX_QUEUED_TRANSMITS`],
 //! [`MAX_QUEUED_NOTIFICATIONS`]): a driver that stops draining them loses the
 //! oldest entries, counted in [`Endpoint::dropped_transmits`] and
-//! [`Endpoint::dropped_notifications`].
+//! [`Endpoint::dropped_notifications`]; so is the timer queue
+//! ([`max_pending_timers`]).
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -37,6 +38,15 @@ pub const MAX_QUEUED_NOTIFICATIONS: usize = 4096;
 /// the next call (their deadline has passed, so it comes at once).
 pub const MAX_TIMERS_PER_CALL: usize = 1024;
 
+/// The bound on pending timers for a config's `max_members`: four per
+/// member (a suspicion and a removal, with room for stale ones) plus 256.
+/// Beyond it, new per-member timers are refused and counted
+/// ([`Endpoint::dropped_timers`]); a suspect whose timer was refused is
+/// rescheduled when it fails its next probe.
+pub const fn max_pending_timers(max_members: usize) -> usize {
+    max_members.saturating_mul(4).saturating_add(256)
+}
+
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit<T> {
@@ -54,6 +64,8 @@ struct Outputs<'a, T> {
     notifications: &'a mut VecDeque<Notification<T>>,
     dropped_transmits: &'a mut u64,
     dropped_notifications: &'a mut u64,
+    dropped_timers: &'a mut u64,
+    max_timers: usize,
 }
 
 impl<T> Runtime<T> for Outputs<'_, T> {
@@ -77,6 +89,16 @@ impl<T> Runtime<T> for Outputs<'_, T> {
     }
 
     fn submit_after(&mut self, event: Timer<T>, after: Duration) {
+        // Per-member timers are what a flood of flapping news could pile up;
+        // the protocol's own chains (a handful) are always kept.
+        let per_member = matches!(
+            event,
+            Timer::ChangeSuspectToDown { .. } | Timer::RemoveDown { .. }
+        );
+        if per_member && self.timers.len() >= self.max_timers {
+            *self.dropped_timers += 1;
+            return;
+        }
         self.timers.schedule(self.now.saturating_add(after), event);
     }
 }
@@ -90,6 +112,7 @@ pub struct Endpoint<T: Identity, C: Codec<T>, R: Rng, B: BroadcastHandler<T>> {
     notifications: VecDeque<Notification<T>>,
     dropped_transmits: u64,
     dropped_notifications: u64,
+    dropped_timers: u64,
     now: Duration,
 }
 
@@ -109,6 +132,7 @@ where
             notifications: VecDeque::new(),
             dropped_transmits: 0,
             dropped_notifications: 0,
+            dropped_timers: 0,
             now,
         }
     }
@@ -121,6 +145,7 @@ where
     ) -> X {
         // Time never goes backwards, whatever the driver passes.
         self.now = self.now.max(now);
+        let max_timers = max_pending_timers(self.foca.config().max_members);
         let mut out = Outputs {
             now: self.now,
             timers: &mut self.timers,
@@ -128,6 +153,8 @@ where
             notifications: &mut self.notifications,
             dropped_transmits: &mut self.dropped_transmits,
             dropped_notifications: &mut self.dropped_notifications,
+            dropped_timers: &mut self.dropped_timers,
+            max_timers,
         };
         f(&mut self.foca, &mut out)
     }
@@ -252,5 +279,11 @@ where
     /// Notifications dropped because the driver did not drain them in time.
     pub fn dropped_notifications(&self) -> u64 {
         self.dropped_notifications
+    }
+
+    /// Per-member timers (suspicion and removal) refused because
+    /// [`max_pending_timers`] were already pending.
+    pub fn dropped_timers(&self) -> u64 {
+        self.dropped_timers
     }
 }

@@ -117,6 +117,7 @@ pub use codec::Codec;
 pub use config::{Config, ConfigError, MAX_PACKET_SIZE, MIN_PACKET_SIZE, PeriodicParams};
 pub use endpoint::{
     Endpoint, MAX_QUEUED_NOTIFICATIONS, MAX_QUEUED_TRANSMITS, MAX_TIMERS_PER_CALL, Transmit,
+    max_pending_timers,
 };
 pub use error::Error;
 pub use foca::{ConnectionState, Foca, MAX_SEEDS};

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub dropped: DropCounts,
     /// Updates dropped because the updates backlog was full.
     pub updates_dropped: u64,
+    /// Updates not queued because they could never fit in a datagram.
+    pub updates_too_large: u64,
     /// Custom broadcasts dropped because their backlog was full.
     pub broadcasts_dropped: u64,
     /// Custom broadcast items the handler rejected.

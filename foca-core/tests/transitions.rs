@@ -927,3 +927,47 @@ fn change_identity_rules() {
             .any(|(to, h, _)| *to == id(2) && h.src == renewed && h.message == Message::Announce)
     );
 }
+
+#[test]
+fn flapping_news_cannot_grow_the_timer_queue_past_its_bound() {
+    use foca_core::{Endpoint, max_pending_timers};
+    let config = Config {
+        max_members: 8,
+        ..Config::simple()
+    };
+    let bound = max_pending_timers(8);
+    let f = Foca::new(
+        me(),
+        config,
+        Xoshiro128PlusPlus::seed_from_u64(1),
+        TestCodec,
+    )
+    .unwrap();
+    let mut ep = Endpoint::new(f, Duration::ZERO);
+    ep.apply_many(Duration::ZERO, [Member::alive(id(3), 0)])
+        .unwrap();
+    // Each suspicion at a new incarnation schedules a suspicion timer.
+    for inc in 0..2_000u32 {
+        let news = [
+            Member::new(id(2), inc, State::Suspect),
+            Member::alive(id(2), inc + 1),
+        ];
+        ep.apply_many(Duration::ZERO, news).unwrap();
+        assert!(
+            ep.pending_timers() <= bound,
+            "{} > {bound}",
+            ep.pending_timers()
+        );
+    }
+    assert!(ep.dropped_timers() > 0);
+    // The probe chain survived: member 1 still probes.
+    while ep.poll_transmit().is_some() {}
+    ep.handle_timeouts(Duration::from_secs(2)).unwrap();
+    let mut pings = 0;
+    while let Some(t) = ep.poll_transmit() {
+        if matches!(decode(&t.data).0.message, Message::Ping(_)) {
+            pings += 1;
+        }
+    }
+    assert!(pings >= 1);
+}

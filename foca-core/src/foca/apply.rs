@@ -199,10 +199,10 @@ where
             .encode_member(member, &mut data)
             .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
         if data.len() > self.max_item_size() {
-            return Err(Error::ItemTooLarge {
-                size: data.len(),
-                max: self.max_item_size(),
-            });
+            // Only news about a peer whose identity is larger than ours
+            // can get here: the table has it, but it cannot be gossiped.
+            self.metrics.updates_too_large += 1;
+            return Ok(());
         }
         // Whatever reaches here won the merge: it replaces queued news.
         let _ = self

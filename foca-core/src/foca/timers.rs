@@ -226,12 +226,23 @@ where
             return Ok(());
         }
         self.metrics.probes_failed += 1;
-        let still_same = self.member(&target.id().addr()).is_some_and(|m| {
-            m.id() == target.id()
-                && m.state() == State::Alive
-                && m.incarnation() == target.incarnation()
-        });
-        if still_same {
+        let current = self
+            .member(&target.id().addr())
+            .filter(|m| m.id() == target.id() && m.incarnation() == target.incarnation())
+            .map(Member::state);
+        if current == Some(State::Suspect) {
+            // Already suspect: its timer is normally pending, but may have
+            // been refused by a full timer queue. Arm another; the first
+            // to fire decides, the other is then stale.
+            runtime.submit_after(
+                Timer::ChangeSuspectToDown {
+                    member_id: target.id().clone(),
+                    incarnation: target.incarnation(),
+                },
+                self.config.suspicion_timeout(self.members.num_active() + 1),
+            );
+        }
+        if current == Some(State::Alive) {
             self.metrics.suspicions_raised += 1;
             debug_event!(member = ?target.id(), "probe failed: suspecting");
             let suspect = Member::new(target.id().clone(), target.incarnation(), State::Suspect);
