@@ -3,12 +3,13 @@
 //! A datagram is laid out as:
 //!
 //! ```text
-//! +--------------------+------------+-------------------+--------------------------------+
-//! | Header (codec)     | u16 BE: n  | n × Member (codec)| custom broadcasts:              |
-//! |                    |            |                   | (u16 BE length, bytes)* to end |
-//! +--------------------+------------+-------------------+--------------------------------+
+//! +----------------+-------------+---------------------+-------------+-----------------------------+
+//! | Header (codec) | u16 BE: n   | n × Member (codec)  | u16 BE: m   | m × (u16 BE length, bytes)  |
+//! +----------------+-------------+---------------------+-------------+-----------------------------+
 //! ```
 //!
+//! Both sections are counted, so a datagram cut short anywhere (a receive
+//! buffer too small, say) is rejected rather than read as a shorter one.
 //! The core writes the counts and lengths itself, so a codec only encodes
 //! single values and a broadcast handler only ever sees one whole item. A
 //! datagram is decoded completely, and checked to end exactly where its last

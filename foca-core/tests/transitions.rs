@@ -87,6 +87,7 @@ fn encode(header: &Header<TestId>, updates: &[Member<TestId>]) -> Vec<u8> {
     for u in updates {
         TestCodec.encode_member(u, &mut out).unwrap();
     }
+    out.extend_from_slice(&[0, 0]); // no custom broadcasts
     out
 }
 

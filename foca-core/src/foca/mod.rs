@@ -587,8 +587,8 @@ where
             .encode_header(&header, &mut buf)
             .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
         let size = buf.len();
-        // A header, the update count and a few small items must fit.
-        if size + 2 + 16 > self.config.max_packet_size {
+        // A header, the two section counts and a few small items must fit.
+        if size + 4 + 16 > self.config.max_packet_size {
             return Err(Error::HeaderTooLarge {
                 size,
                 max: self.config.max_packet_size,
@@ -597,9 +597,10 @@ where
         Ok(size)
     }
 
-    /// The most bytes of items one datagram can carry.
+    /// The most bytes of items one datagram can carry (after the header and
+    /// the two section counts).
     fn max_item_size(&self) -> usize {
-        self.config.max_packet_size - self.header_size - 2
+        self.config.max_packet_size - self.header_size - 4
     }
 }
 

@@ -30,7 +30,7 @@ where
 {
     /// Decodes a whole datagram, or nothing: a failure anywhere rejects it.
     /// Allocations are bounded by the input length (each update takes at
-    /// least one byte, each broadcast at least two).
+    /// least one byte, each broadcast at least three).
     fn decode<'a>(&mut self, data: &'a [u8]) -> Option<Decoded<'a, T>> {
         let mut input = data;
         let header = self.codec.decode_header(&mut input).ok()?;
@@ -48,8 +48,13 @@ where
             }
             updates.push(member);
         }
-        let mut broadcasts = Vec::new();
-        while !input.is_empty() {
+        let items = usize::from(take_u16(&mut input)?);
+        // Each item takes at least 3 bytes (length and one byte of data).
+        if items > input.len() / 3 {
+            return None;
+        }
+        let mut broadcasts = Vec::with_capacity(items);
+        for _ in 0..items {
             let len = usize::from(take_u16(&mut input)?);
             if len == 0 || len > input.len() {
                 return None;
@@ -57,6 +62,9 @@ where
             let (item, rest) = input.split_at(len);
             broadcasts.push(item);
             input = rest;
+        }
+        if !input.is_empty() {
+            return None;
         }
         Some(Decoded {
             header,
@@ -123,15 +131,17 @@ where
                 // ignores this; one restarted with the same identity
                 // rejoins at once). Never answer a TurnUndead with one (two
                 // members could bounce them forever).
-                self.metrics.dropped.from_down_member += 1;
-                trace_event!(reason = "from_down_member", "datagram dropped");
                 if message != Message::TurnUndead {
+                    self.metrics.dropped.from_down_member += 1;
+                    trace_event!(reason = "from_down_member", "datagram dropped");
                     self.send_records(&src, Message::TurnUndead, &[known], runtime)?;
                     return Ok(());
                 }
-                // Each side recorded the other gone (after a partition, say):
-                // still refute what it says about us and announce at once,
-                // or neither would ever listen to the other again.
+                // A TurnUndead from a member we recorded gone: each side
+                // recorded the other gone (after a partition, say). Not a
+                // drop: its news about us is applied (we refute) and we
+                // announce at once, or neither would ever listen to the
+                // other again. Its other news is ignored.
                 for update in updates {
                     if update.id().addr() == own_addr {
                         self.apply_update(update, runtime)?;

@@ -151,17 +151,20 @@ where
             .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
         let count_at = buf.len();
         buf.extend_from_slice(&[0, 0]);
-        if buf.len() > max {
+        // The update count and the broadcast count.
+        if buf.len() + 2 > max {
             return Err(Error::HeaderTooLarge {
                 size: count_at,
                 max,
             });
         }
-        let budget = max - buf.len();
+        let budget = max - buf.len() - 2;
         let members = self.members.num_active() + 1;
         let limit = self.config.max_transmissions(members);
         let to = &header.dst;
-        let count = match payload {
+        let mut scratch = core::mem::take(&mut self.scratch);
+        scratch.clear();
+        let (updates, broadcasts) = match payload {
             Payload::Records(records) => {
                 let mut count = 0;
                 for record in records {
@@ -169,40 +172,37 @@ where
                     self.codec
                         .encode_member(record, buf)
                         .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
-                    if buf.len() > max {
+                    if buf.len() + 2 > max {
                         buf.truncate(before);
                         break;
                     }
                     count += 1;
                 }
-                count
+                (count, 0)
             }
-            Payload::Updates => self.fill_updates(buf, budget, limit).0,
-            Payload::Broadcasts => {
-                self.fill_broadcasts(buf, budget, limit, to);
-                0
-            }
-            Payload::Piggyback if self.broadcasts.is_empty() => {
-                self.fill_updates(buf, budget, limit).0
-            }
+            Payload::Updates => (self.fill_updates(buf, budget, limit).0, 0),
+            Payload::Broadcasts => (0, self.fill_broadcasts(&mut scratch, budget, limit, to).0),
             Payload::Piggyback => {
                 // Each kind is guaranteed half the space when both wait;
                 // whatever one leaves unused, the other may take. One fill
                 // per kind: a second fill of updates would put the same
                 // items in the datagram twice (and count both).
-                let mut scratch = core::mem::take(&mut self.scratch);
-                scratch.clear();
                 let reserved = self.updates.bytes().min(budget / 2);
-                let b2 = self.fill_broadcasts(&mut scratch, budget - reserved, limit, to);
-                let (n, _) = self.fill_updates(buf, budget - b2, limit);
-                buf.extend_from_slice(&scratch);
-                self.scratch = scratch;
-                n
+                let (nb, bb) = if self.broadcasts.is_empty() {
+                    (0, 0)
+                } else {
+                    self.fill_broadcasts(&mut scratch, budget - reserved, limit, to)
+                };
+                (self.fill_updates(buf, budget - bb, limit).0, nb)
             }
         };
         // At most `max_packet_size` (≤ 65507) items of ≥ 1 byte: fits a u16.
-        let count = u16::try_from(count).unwrap_or(u16::MAX);
-        buf[count_at..count_at + 2].copy_from_slice(&count.to_be_bytes());
+        let updates = u16::try_from(updates).unwrap_or(u16::MAX);
+        buf[count_at..count_at + 2].copy_from_slice(&updates.to_be_bytes());
+        let broadcasts = u16::try_from(broadcasts).unwrap_or(u16::MAX);
+        buf.extend_from_slice(&broadcasts.to_be_bytes());
+        buf.extend_from_slice(&scratch);
+        self.scratch = scratch;
         debug_assert!(buf.len() <= max);
         Ok(())
     }
@@ -218,22 +218,26 @@ where
         )
     }
 
-    fn fill_broadcasts(&mut self, buf: &mut Vec<u8>, budget: usize, limit: u32, to: &T) -> usize {
+    fn fill_broadcasts(
+        &mut self,
+        buf: &mut Vec<u8>,
+        budget: usize,
+        limit: u32,
+        to: &T,
+    ) -> (usize, usize) {
         let handler = &self.handler;
-        self.broadcasts
-            .fill(
-                buf,
-                budget,
-                2,
-                limit,
-                |_, broadcast, data| handler.should_send(broadcast, data, to),
-                |out, data| {
-                    // Items are refused at insert if they exceed a datagram.
-                    let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
-                    out.extend_from_slice(&len.to_be_bytes());
-                    out.extend_from_slice(data);
-                },
-            )
-            .1
+        self.broadcasts.fill(
+            buf,
+            budget,
+            2,
+            limit,
+            |_, broadcast, data| handler.should_send(broadcast, data, to),
+            |out, data| {
+                // Items are refused at insert if they exceed a datagram.
+                let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(data);
+            },
+        )
     }
 }
