@@ -104,7 +104,14 @@ impl<T> Runtime<T> for Outputs<'_, T> {
 }
 
 /// A [`Foca`] with its timers and output queues: the sans-IO unit a driver
-/// or the simulator runs. See the [module docs](self).
+/// or the simulator runs.
+///
+/// A driver's loop: wait for a datagram, the next deadline
+/// ([`next_deadline`](Self::next_deadline)) or a command; feed it
+/// ([`handle_datagram`](Self::handle_datagram),
+/// [`handle_timeouts`](Self::handle_timeouts), or a command method); then
+/// drain [`poll_transmit`](Self::poll_transmit) to the socket and
+/// [`poll_notification`](Self::poll_notification) to the user.
 pub struct Endpoint<T: Identity, C: Codec<T>, R: Rng, B: BroadcastHandler<T>> {
     foca: Foca<T, C, R, B>,
     timers: TimerQueue<Timer<T>>,

@@ -58,7 +58,7 @@
 //! ```
 //!
 //! ## Features
-//! - `std`: [`Clock`], the mapping from `std::time::Instant` to the core's
+//! - `std`: `Clock`, the mapping from `std::time::Instant` to the core's
 //!   time (every std driver needs it). Identities need no `std`:
 //!   `core::net::SocketAddr` works without it.
 //! - `serde`: `Serialize`/`Deserialize` for the wire types and `Config`.

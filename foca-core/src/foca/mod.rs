@@ -1,34 +1,4 @@
-//! The SWIM state machine.
-//!
-//! [`Foca`] is one cluster member. It is driven by four kinds of input, each a
-//! method: datagrams ([`Foca::handle_data`]), timer events
-//! ([`Foca::handle_timer`]), user commands (announce, leave, broadcast, ...)
-//! and nothing else. Its output goes through a [`Runtime`]: datagrams to send,
-//! timers to schedule, notifications. It never blocks, reads a clock or
-//! touches a socket, so the same code runs in a tokio service, on a
-//! microcontroller and in the simulator.
-//!
-//! The protocol, in short (SWIM, Das et al. 2002, with its Inf. and Susp.
-//! extensions):
-//! - every `probe_period` one member is pinged, in randomized round-robin
-//!   order; if no ack comes within `probe_rtt`, `num_indirect_probes` helpers
-//!   ping it on our behalf; with no ack at all by the end of the period it is
-//!   *suspected*;
-//! - a suspect that does not refute (by raising its incarnation) within the
-//!   suspicion timeout is declared *down*;
-//! - all news rides on the datagrams the protocol sends anyway, each item a
-//!   bounded number of times (infection-style dissemination).
-//!
-//! Where it departs from the original foca crate, on purpose:
-//! - News about one identity is totally ordered (incarnation, then
-//!   `Left > Down > Suspect > Alive`), and every merge takes the maximum. So a
-//!   stale `Down` can never override a refutation, merging is commutative and
-//!   idempotent, and a member declared down rejoins by refuting at a higher
-//!   incarnation, with no identity change needed.
-//! - A member with no live peer keeps retrying its seeds and the members it
-//!   knew, with exponential backoff and jitter, until the network returns.
-//! - Timer events carry tokens: late, duplicated and reordered events are
-//!   recognised and ignored, never an error.
+//! The SWIM state machine; see [`Foca`].
 
 mod apply;
 mod receive;
@@ -87,8 +57,39 @@ struct Probe<T> {
 
 type BroadcastKey<T, B> = <<B as BroadcastHandler<T>>::Broadcast as Invalidates>::Key;
 
-/// One member of a SWIM cluster. See the [module docs](self).
+/// The SWIM state machine.
 ///
+/// [`Foca`] is one cluster member. It is driven by three kinds of input, each a
+/// method: datagrams ([`Foca::handle_data`]), timer events
+/// ([`Foca::handle_timer`]), user commands (announce, leave, broadcast, ...)
+/// and nothing else. Its output goes through a [`Runtime`]: datagrams to send,
+/// timers to schedule, notifications. It never blocks, reads a clock or
+/// touches a socket, so the same code runs in a tokio service, on a
+/// microcontroller and in the simulator.
+///
+/// The protocol, in short (SWIM, Das et al. 2002, with its Inf. and Susp.
+/// extensions):
+/// - every `probe_period` one member is pinged, in randomized round-robin
+///   order; if no ack comes within `probe_rtt`, `num_indirect_probes` helpers
+///   ping it on our behalf; with no ack at all by the end of the period it is
+///   *suspected*;
+/// - a suspect that does not refute (by raising its incarnation) within the
+///   suspicion timeout is declared *down*;
+/// - all news rides on the datagrams the protocol sends anyway, each item a
+///   bounded number of times (infection-style dissemination).
+///
+/// Where it departs from the original foca crate, on purpose:
+/// - News about one identity is totally ordered (incarnation, then
+///   `Left > Down > Suspect > Alive`), and every merge takes the maximum. So a
+///   stale `Down` can never override a refutation, merging is commutative and
+///   idempotent, and a member declared down rejoins by refuting at a higher
+///   incarnation, with no identity change needed.
+/// - A member with no live peer keeps retrying its seeds and the members it
+///   knew, with exponential backoff and jitter, until the network returns.
+/// - Timer events carry tokens: late, duplicated and reordered events are
+///   recognised and ignored, never an error.
+///
+/// # Type parameters
 /// - `T`: the [`Identity`] type;
 /// - `C`: the [`Codec`];
 /// - `R`: the random number generator (seed it for reproducible runs);
