@@ -17,6 +17,7 @@ use crate::{
     Message, Metrics, NoCustomBroadcast, Notification, ProbeNumber, Runtime, State, Timer,
 };
 
+use send::Pool;
 use timers::Chains;
 
 /// Most seeds remembered for recovery; further ones are ignored.
@@ -375,17 +376,14 @@ where
             return Ok(());
         }
         let fanout = usize::from(self.config.periodic_gossip.map_or(3, |p| p.num_members));
-        let mut ids = core::mem::take(&mut self.ids);
-        self.members
-            .choose_active(fanout, &mut self.rng, |_| true, &mut ids);
-        let mut result = Ok(());
-        for id in &ids {
-            if let Err(e) = self.send(id, Message::Broadcast, &mut runtime) {
-                result = Err(e);
-            }
-        }
-        self.ids = ids;
-        result
+        self.send_to_random(
+            Pool::Active,
+            fanout,
+            |_| true,
+            || Message::Broadcast,
+            &mut runtime,
+        )
+        .map(drop)
     }
 
     /// Hands `data` to the broadcast handler as a locally created item and,
@@ -421,16 +419,15 @@ where
         let left = Member::new(self.identity.clone(), self.incarnation, State::Left);
         self.enqueue_update(&left)?;
         let fanout = usize::from(self.config.num_indirect_probes).max(3);
-        let mut ids = core::mem::take(&mut self.ids);
-        self.members
-            .choose_active(fanout, &mut self.rng, |_| true, &mut ids);
-        let mut result = Ok(());
-        for id in &ids {
-            if let Err(e) = self.send(id, Message::Gossip, &mut runtime) {
-                result = Err(e);
-            }
-        }
-        self.ids = ids;
+        let result = self
+            .send_to_random(
+                Pool::Active,
+                fanout,
+                |_| true,
+                || Message::Gossip,
+                &mut runtime,
+            )
+            .map(drop);
         self.status = Status::Left;
         self.connected = false;
         self.probe.target = None;
@@ -468,17 +465,8 @@ where
         self.chains.reset();
         runtime.notify(Notification::Rejoin(self.identity.clone()));
         // Announce to a few members so the new identity is known at once.
-        let mut ids = core::mem::take(&mut self.ids);
-        self.members
-            .choose_active(3, &mut self.rng, |_| true, &mut ids);
-        let mut result = Ok(());
-        for id in &ids {
-            if let Err(e) = self.send(id, Message::Announce, runtime) {
-                result = Err(e);
-            }
-        }
-        self.ids = ids;
-        result
+        self.send_to_random(Pool::Active, 3, |_| true, || Message::Announce, runtime)
+            .map(drop)
     }
 
     /// Moves to `identity.renew()` when the incarnation is spent; defunct if
@@ -538,11 +526,6 @@ where
         mut runtime: impl Runtime<T>,
     ) -> Result<(), Error> {
         self.on_timer(timer, &mut runtime)
-    }
-
-    /// Sends one Announce to `dst` if running; shared by several paths.
-    fn send_announce(&mut self, dst: &T, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
-        self.send(dst, Message::Announce, runtime)
     }
 
     /// Queues this member's own `Alive` at its current incarnation.

@@ -245,7 +245,7 @@ where
             Message::TurnUndead => {
                 // The update it carried was applied above: if it was about us
                 // at our incarnation, we refuted. Tell the sender right away.
-                self.send_announce(&src, runtime)
+                self.send(&src, Message::Announce, runtime)
             }
             Message::Feed | Message::Gossip | Message::Broadcast => Ok(()),
         }

@@ -8,6 +8,14 @@ use rand::Rng;
 use super::Foca;
 use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime};
 
+/// Where [`Foca::send_to_random`] picks members.
+pub(super) enum Pool {
+    /// Alive and suspect members.
+    Active,
+    /// Down and left members.
+    Inactive,
+}
+
 /// What fills the space after the header.
 enum Payload<'a, T> {
     /// Backlogged updates and custom broadcasts, sharing the space.
@@ -93,16 +101,54 @@ where
         if self.updates.is_empty() {
             return Ok(());
         }
+        self.send_to_random(
+            Pool::Active,
+            usize::from(fanout),
+            |_| true,
+            || Message::Gossip,
+            runtime,
+        )
+        .map(drop)
+    }
+
+    /// Sends `message()` to up to `count` random members of `pool` that
+    /// `keep` accepts. Returns how many were chosen; on a failure to encode,
+    /// the others are still sent to and the first error is returned.
+    pub(super) fn send_to_random(
+        &mut self,
+        pool: Pool,
+        count: usize,
+        keep: impl FnMut(&Member<T>) -> bool,
+        message: impl Fn() -> Message<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<usize, Error> {
         let mut ids = core::mem::take(&mut self.ids);
-        self.members
-            .choose_active(usize::from(fanout), &mut self.rng, |_| true, &mut ids);
-        let mut result = Ok(());
-        for id in &ids {
-            if let Err(e) = self.send(id, Message::Gossip, runtime) {
-                result = Err(e);
-            }
+        match pool {
+            Pool::Active => self
+                .members
+                .choose_active(count, &mut self.rng, keep, &mut ids),
+            Pool::Inactive => self
+                .members
+                .choose_inactive(count, &mut self.rng, keep, &mut ids),
         }
+        let result = self.send_each(&ids, message, runtime).map(|()| ids.len());
         self.ids = ids;
+        result
+    }
+
+    /// Sends `message()` to each of `ids`; the first error is returned after
+    /// all were tried.
+    pub(super) fn send_each(
+        &mut self,
+        ids: &[T],
+        message: impl Fn() -> Message<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let mut result = Ok(());
+        for id in ids {
+            let sent = self.send(id, message(), runtime);
+            result = result.and(sent);
+        }
         result
     }
 

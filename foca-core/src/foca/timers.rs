@@ -12,6 +12,7 @@ use core::time::Duration;
 
 use rand::{Rng, RngExt};
 
+use super::send::Pool;
 use super::{Foca, Status};
 use crate::{
     BroadcastHandler, Codec, Error, Identity, Member, Message, Runtime, State, Timer, TimerToken,
@@ -301,27 +302,20 @@ where
             return Ok(());
         }
         let probed_addr = probed.addr();
-        let mut ids = core::mem::take(&mut self.ids);
-        self.members.choose_active(
+        let message = || Message::PingReq {
+            target: probed.clone(),
+            probe_number: number,
+        };
+        let helpers = self.send_to_random(
+            Pool::Active,
             usize::from(self.config.num_indirect_probes),
-            &mut self.rng,
             |m| m.id().addr() != probed_addr,
-            &mut ids,
-        );
-        let mut result = Ok(());
-        for helper in &ids {
-            self.probe.indirect_sent = true;
-            self.metrics.indirect_probes_sent += 1;
-            let message = Message::PingReq {
-                target: probed.clone(),
-                probe_number: number,
-            };
-            if let Err(e) = self.send(helper, message, runtime) {
-                result = Err(e);
-            }
-        }
-        self.ids = ids;
-        result
+            message,
+            runtime,
+        )?;
+        self.probe.indirect_sent = helpers > 0;
+        self.metrics.indirect_probes_sent += helpers as u64;
+        Ok(())
     }
 
     /// A suspicion ran its course: still suspect at that incarnation means down.
@@ -389,26 +383,14 @@ where
             return Ok(());
         };
         let wanted = usize::from(params.num_members);
-        let mut ids = core::mem::take(&mut self.ids);
-        if to_down {
-            self.members.choose_inactive(
-                wanted,
-                &mut self.rng,
-                |m| m.state() == State::Down,
-                &mut ids,
-            );
+        let (pool, down_only) = if to_down {
+            (Pool::Inactive, true)
         } else {
-            self.members
-                .choose_active(wanted, &mut self.rng, |_| true, &mut ids);
-        }
-        let mut result = Ok(());
-        for id in &ids {
-            if let Err(e) = self.send_announce(id, runtime) {
-                result = Err(e);
-            }
-        }
-        self.ids = ids;
-        result
+            (Pool::Active, false)
+        };
+        let keep = |m: &Member<T>| !down_only || m.state() == State::Down;
+        self.send_to_random(pool, wanted, keep, || Message::Announce, runtime)
+            .map(drop)
     }
 
     /// No live peer: announce to every seed and a few members recorded down,
@@ -417,24 +399,18 @@ where
         if self.members.num_active() > 0 {
             return Ok(());
         }
-        let mut ids = core::mem::take(&mut self.ids);
-        self.members
-            .choose_inactive(3, &mut self.rng, |m| m.state() == State::Down, &mut ids);
         let seeds = core::mem::take(&mut self.seeds);
-        let mut result = Ok(());
-        for id in seeds.iter().chain(ids.iter()) {
-            if let Err(e) = self.send_announce(id, runtime) {
-                result = Err(e);
-            }
-        }
+        let to_seeds = self.send_each(&seeds, || Message::Announce, runtime);
         self.seeds = seeds;
-        self.ids = ids;
+        let is_down = |m: &Member<T>| m.state() == State::Down;
+        let to_down =
+            self.send_to_random(Pool::Inactive, 3, is_down, || Message::Announce, runtime);
         self.chains.rejoin_delay = self
             .chains
             .rejoin_delay
             .max(self.config.rejoin_backoff_min)
             .saturating_mul(2)
             .min(self.config.rejoin_backoff_max);
-        result
+        to_seeds.and(to_down.map(drop))
     }
 }
