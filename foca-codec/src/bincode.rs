@@ -1,0 +1,126 @@
+//! [`BincodeCodec`]: bincode 2 through its serde support (std).
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::marker::PhantomData;
+
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use foca_core::{Codec, Header, Member};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The most bytes one decoded value (a header or an update) may claim.
+/// Bincode checks every length it reads against this before allocating, so
+/// hostile input allocates at most this much per value.
+pub const BINCODE_VALUE_LIMIT: usize = 4096;
+
+type Config = Configuration<LittleEndian, Varint, Limit<BINCODE_VALUE_LIMIT>>;
+
+const CONFIG: Config = bincode::config::standard().with_limit::<BINCODE_VALUE_LIMIT>();
+
+/// Encodes headers and updates with [bincode 2](https://docs.rs/bincode)
+/// (standard configuration: little endian, varint integers), for identities
+/// that are `Serialize + DeserializeOwned`. For users who already speak
+/// bincode; [`PostcardCodec`](crate::PostcardCodec) is the default.
+///
+/// Every value is limited to [`BINCODE_VALUE_LIMIT`] bytes, which bounds
+/// what decoding hostile input may allocate.
+///
+/// ```
+/// use foca_codec::BincodeCodec;
+/// use foca_core::{Codec, GenerationalId, Member, State};
+///
+/// let mut codec = BincodeCodec::<GenerationalId<u32>>::new();
+/// let member = Member::new(GenerationalId::new(7, 1), 3, State::Suspect);
+/// let mut bytes = Vec::new();
+/// codec.encode_member(&member, &mut bytes).unwrap();
+/// let mut input = &bytes[..];
+/// assert_eq!(codec.decode_member(&mut input).unwrap(), member);
+/// ```
+pub struct BincodeCodec<T> {
+    _identity: PhantomData<fn() -> T>,
+}
+
+impl<T> BincodeCodec<T> {
+    /// A bincode codec for identities of type `T`.
+    pub const fn new() -> Self {
+        Self {
+            _identity: PhantomData,
+        }
+    }
+}
+
+impl<T> Default for BincodeCodec<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for BincodeCodec<T> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for BincodeCodec<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BincodeCodec")
+    }
+}
+
+/// Why bincode failed.
+#[derive(Debug)]
+pub enum BincodeError {
+    /// Encoding failed.
+    Encode(bincode::error::EncodeError),
+    /// Decoding failed.
+    Decode(bincode::error::DecodeError),
+}
+
+impl fmt::Display for BincodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BincodeError::Encode(e) => write!(f, "bincode encode: {e}"),
+            BincodeError::Decode(e) => write!(f, "bincode decode: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BincodeError {}
+
+fn encode<V: Serialize>(value: &V, out: &mut Vec<u8>) -> Result<(), BincodeError> {
+    let start = out.len();
+    bincode::serde::encode_into_std_write(value, out, CONFIG)
+        .map(drop)
+        .map_err(|e| {
+            out.truncate(start);
+            BincodeError::Encode(e)
+        })
+}
+
+fn decode<V: DeserializeOwned>(input: &mut &[u8]) -> Result<V, BincodeError> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(input, CONFIG).map_err(BincodeError::Decode)?;
+    *input = input.get(used..).unwrap_or_default();
+    Ok(value)
+}
+
+impl<T: Serialize + DeserializeOwned> Codec<T> for BincodeCodec<T> {
+    type Error = BincodeError;
+
+    fn encode_header(&mut self, header: &Header<T>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
+        encode(header, out)
+    }
+
+    fn decode_header(&mut self, input: &mut &[u8]) -> Result<Header<T>, Self::Error> {
+        decode(input)
+    }
+
+    fn encode_member(&mut self, member: &Member<T>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
+        encode(member, out)
+    }
+
+    fn decode_member(&mut self, input: &mut &[u8]) -> Result<Member<T>, Self::Error> {
+        decode(input)
+    }
+}

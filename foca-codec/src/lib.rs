@@ -1,0 +1,59 @@
+//! # foca-codec: wire formats for foca
+//!
+//! - [`PostcardCodec`] (feature `postcard`, no_std) and [`BincodeCodec`]
+//!   (feature `bincode`, std): implementations of the core's
+//!   [`Codec`](foca_core::Codec) for any serde identity.
+//! - [`Envelope`]: what every driver wraps each datagram in: magic, version,
+//!   cluster label, and either a CRC32C checksum or, with a [`Keyring`]
+//!   (feature `encryption`, no_std), authenticated encryption with key ids and
+//!   staged rotation.
+//!
+//! ```
+//! # #[cfg(feature = "postcard")] {
+//! use foca_codec::{Envelope, PostcardCodec};
+//! use foca_core::{Config, Foca, GenerationalId};
+//! use rand::{SeedableRng, rngs::Xoshiro128PlusPlus};
+//!
+//! let envelope = Envelope::new(b"my-cluster");
+//! let config = Config {
+//!     // Leave room for the envelope in every datagram.
+//!     max_packet_size: 1400 - envelope.overhead(),
+//!     ..Config::new_lan(10)
+//! };
+//! let foca = Foca::new(
+//!     GenerationalId::new(std::net::SocketAddr::from(([127, 0, 0, 1], 7000)), 1),
+//!     config,
+//!     Xoshiro128PlusPlus::seed_from_u64(1),
+//!     PostcardCodec::new(),
+//! )
+//! .unwrap();
+//! # let _ = foca; }
+//! ```
+//!
+//! Features (none by default): `postcard`, `bincode` (implies `std`),
+//! `encryption`, `std`. The crate is `no_std` without `bincode`/`std`.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+#[cfg(feature = "bincode")]
+mod bincode;
+mod envelope;
+#[cfg(feature = "encryption")]
+pub mod keyring;
+#[cfg(feature = "postcard")]
+mod postcard;
+
+#[cfg(feature = "bincode")]
+pub use crate::bincode::{BINCODE_VALUE_LIMIT, BincodeCodec, BincodeError};
+#[cfg(feature = "postcard")]
+pub use crate::postcard::{PostcardCodec, PostcardError};
+pub use envelope::{
+    CHECKSUM_LEN, DEFAULT_MAX_DATAGRAM, Envelope, HEADER_LEN, MAGIC, OpenError, Rejections,
+    SealError, VERSION_MAJOR, VERSION_MINOR,
+};
+#[cfg(feature = "encryption")]
+pub use keyring::{Cipher, Key, KeyId, Keyring, KeyringError};

@@ -1,0 +1,118 @@
+//! [`PostcardCodec`]: compact, no_std, the default wire format.
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::marker::PhantomData;
+
+use foca_core::{Codec, Header, Member};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Encodes headers and updates with [postcard](https://docs.rs/postcard)
+/// (varint integers, no field names): typically 10–20 bytes per update.
+///
+/// Works for any identity that is `Serialize + DeserializeOwned`. Decoding
+/// never pre-allocates more than the input could hold (postcard ignores a
+/// sequence length larger than the bytes left), so hostile input cannot make
+/// it allocate more than a small multiple of its own size.
+///
+/// ```
+/// use foca_codec::PostcardCodec;
+/// use foca_core::{Codec, GenerationalId, Member};
+///
+/// let mut codec = PostcardCodec::<GenerationalId<u32>>::new();
+/// let member = Member::alive(GenerationalId::new(7, 1), 3);
+/// let mut bytes = Vec::new();
+/// codec.encode_member(&member, &mut bytes).unwrap();
+/// let mut input = &bytes[..];
+/// assert_eq!(codec.decode_member(&mut input).unwrap(), member);
+/// assert!(input.is_empty());
+/// ```
+pub struct PostcardCodec<T> {
+    _identity: PhantomData<fn() -> T>,
+}
+
+impl<T> PostcardCodec<T> {
+    /// A postcard codec for identities of type `T`.
+    pub const fn new() -> Self {
+        Self {
+            _identity: PhantomData,
+        }
+    }
+}
+
+impl<T> Default for PostcardCodec<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for PostcardCodec<T> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for PostcardCodec<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PostcardCodec")
+    }
+}
+
+/// Why postcard failed: its own error, passed through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostcardError(pub postcard::Error);
+
+impl fmt::Display for PostcardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "postcard: {}", self.0)
+    }
+}
+
+impl core::error::Error for PostcardError {}
+
+/// Lets postcard append to a borrowed buffer.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+fn encode<V: Serialize>(value: &V, out: &mut Vec<u8>) -> Result<(), PostcardError> {
+    let start = out.len();
+    match postcard::to_extend(value, Append(&mut *out)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            out.truncate(start);
+            Err(PostcardError(e))
+        }
+    }
+}
+
+fn decode<V: DeserializeOwned>(input: &mut &[u8]) -> Result<V, PostcardError> {
+    let (value, rest) = postcard::take_from_bytes(input).map_err(PostcardError)?;
+    *input = rest;
+    Ok(value)
+}
+
+impl<T: Serialize + DeserializeOwned> Codec<T> for PostcardCodec<T> {
+    type Error = PostcardError;
+
+    fn encode_header(&mut self, header: &Header<T>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
+        encode(header, out)
+    }
+
+    fn decode_header(&mut self, input: &mut &[u8]) -> Result<Header<T>, Self::Error> {
+        decode(input)
+    }
+
+    fn encode_member(&mut self, member: &Member<T>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
+        encode(member, out)
+    }
+
+    fn decode_member(&mut self, input: &mut &[u8]) -> Result<Member<T>, Self::Error> {
+        decode(input)
+    }
+}
