@@ -10,13 +10,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use foca_codec::PostcardCodec;
 use foca_core::sim::Sim;
-use foca_core::testing::{TestCodec, TestId};
 use foca_core::{Config, Endpoint, Foca, GenerationalId, NoCustomBroadcast, Notification};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro128PlusPlus;
 
-type Net = Sim<TestId, TestCodec, Xoshiro128PlusPlus, NoCustomBroadcast>;
+type Id = GenerationalId<u32>;
+type Net = Sim<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, NoCustomBroadcast>;
 
 fn start(net: &mut Net, addr: u32, generation: u32) -> Result<(), foca_core::Error> {
     let rng = Xoshiro128PlusPlus::seed_from_u64(net.member_seed());
@@ -25,7 +26,7 @@ fn start(net: &mut Net, addr: u32, generation: u32) -> Result<(), foca_core::Err
         GenerationalId::new(addr, generation),
         config,
         rng,
-        TestCodec,
+        PostcardCodec::new(),
     )?;
     net.add(Endpoint::new(foca, net.now()));
     if addr != 1 {
@@ -59,7 +60,7 @@ fn print_new(net: &Net, from: &mut usize) {
     *from = net.notifications().len();
 }
 
-fn show(id: &TestId) -> String {
+fn show(id: &Id) -> String {
     format!("{}#{}", id.address(), id.generation())
 }
 
