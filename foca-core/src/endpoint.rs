@@ -247,6 +247,15 @@ where
         self.with(now, |foca, out| foca.apply_many(updates, out))
     }
 
+    /// See [`Foca::restore`].
+    pub fn restore(
+        &mut self,
+        now: Duration,
+        members: impl IntoIterator<Item = Member<T>>,
+    ) -> Result<(), Error> {
+        self.with(now, |foca, out| foca.restore(members, out))
+    }
+
     /// See [`Foca::set_config`].
     pub fn set_config(&mut self, now: Duration, config: Config) -> Result<(), Error> {
         self.with(now, |foca, out| foca.set_config(config, out))

@@ -28,12 +28,23 @@ where
         news: Member<T>,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
+        self.merge(news, true, runtime)
+    }
+
+    /// [`Foca::apply_update`], optionally without queuing the news for
+    /// dissemination (when every peer has it already).
+    pub(super) fn merge(
+        &mut self,
+        news: Member<T>,
+        disseminate: bool,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
         let addr = news.id().addr();
         if addr == self.identity.addr() {
             return self.apply_to_self(news, runtime);
         }
         let Some(pos) = self.members.find(&addr) else {
-            return self.insert_member(news, runtime);
+            return self.insert_member(news, disseminate, runtime);
         };
         let Some(current) = self.members.get(pos) else {
             return Ok(());
@@ -53,12 +64,16 @@ where
         self.members.update(pos, news.clone(), &mut self.rng);
         self.notify_transition(Some(&old), renamed, &news, runtime);
         self.schedule_for(&news, runtime);
-        self.enqueue_update(&news)
+        if disseminate {
+            self.enqueue_update(&news)?;
+        }
+        Ok(())
     }
 
     fn insert_member(
         &mut self,
         news: Member<T>,
+        disseminate: bool,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         if self.members.len() >= self.config.max_members {
@@ -75,7 +90,10 @@ where
         self.members.insert(news.clone(), &mut self.rng);
         self.notify_transition(None, false, &news, runtime);
         self.schedule_for(&news, runtime);
-        self.enqueue_update(&news)
+        if disseminate {
+            self.enqueue_update(&news)?;
+        }
+        Ok(())
     }
 
     fn notify_transition(

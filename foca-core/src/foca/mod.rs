@@ -358,6 +358,23 @@ where
         Ok(())
     }
 
+    /// Installs membership the rest of the cluster already has (a table
+    /// persisted before a restart, or one copied when assembling a large
+    /// cluster) without queuing it for dissemination: like
+    /// [`Foca::apply_many`], but sends nothing about these members.
+    pub fn restore(
+        &mut self,
+        members: impl IntoIterator<Item = Member<T>>,
+        mut runtime: impl Runtime<T>,
+    ) -> Result<(), Error> {
+        self.check_running()?;
+        for member in members {
+            self.merge(member, false, &mut runtime)?;
+        }
+        self.after_change(&mut runtime);
+        Ok(())
+    }
+
     /// Sends the updates backlog to a few random members now (as many as
     /// `periodic_gossip.num_members`, or 3). Does nothing with an empty backlog.
     pub fn gossip(&mut self, mut runtime: impl Runtime<T>) -> Result<(), Error> {

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use rand::Rng;
 
 use super::Foca;
-use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime};
+use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, State};
 
 /// Where [`Foca::send_to_random`] picks members.
 pub(super) enum Pool {
@@ -208,6 +208,31 @@ where
         let members = self.members.num_active() + 1;
         let limit = self.config.max_transmissions(members);
         let to = &header.dst;
+        let mut budget = budget;
+        // Buddy system (Lifeguard): a member we suspect hears it from us
+        // first thing, so it can refute even if the gossip missed it.
+        let mut told = 0;
+        let mut skip = None;
+        if matches!(payload, Payload::Piggyback | Payload::Updates)
+            && let Some(record) = self
+                .member(&to.addr())
+                .filter(|m| m.id() == to && m.state() == State::Suspect)
+                .cloned()
+        {
+            let before = buf.len();
+            self.codec
+                .encode_member(&record, buf)
+                .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
+            let size = buf.len() - before;
+            if size <= budget {
+                budget -= size;
+                told = 1;
+                skip = Some(to.addr());
+            } else {
+                buf.truncate(before);
+            }
+        }
+        let skip = skip.as_ref();
         let mut scratch = core::mem::take(&mut self.scratch);
         scratch.clear();
         let (updates, broadcasts) = match payload {
@@ -226,7 +251,7 @@ where
                 }
                 (count, 0)
             }
-            Payload::Updates => (self.fill_updates(buf, budget, limit).0, 0),
+            Payload::Updates => (told + self.fill_updates(buf, budget, limit, skip).0, 0),
             Payload::Broadcasts => (0, self.fill_broadcasts(&mut scratch, budget, limit, to).0),
             Payload::Piggyback => {
                 // Each kind is guaranteed half the space when both wait;
@@ -239,7 +264,10 @@ where
                 } else {
                     self.fill_broadcasts(&mut scratch, budget - reserved, limit, to)
                 };
-                (self.fill_updates(buf, budget - bb, limit).0, nb)
+                (
+                    told + self.fill_updates(buf, budget - bb, limit, skip).0,
+                    nb,
+                )
             }
         };
         // At most `max_packet_size` (≤ 65507) items of ≥ 1 byte: fits a u16.
@@ -253,13 +281,20 @@ where
         Ok(())
     }
 
-    fn fill_updates(&mut self, buf: &mut Vec<u8>, budget: usize, limit: u32) -> (usize, usize) {
+    /// Fills backlogged updates, except any about `skip` (already written).
+    fn fill_updates(
+        &mut self,
+        buf: &mut Vec<u8>,
+        budget: usize,
+        limit: u32,
+        skip: Option<&T::Addr>,
+    ) -> (usize, usize) {
         self.updates.fill(
             buf,
             budget,
             0,
             limit,
-            |_, _, _| true,
+            |addr, _, _| skip != Some(addr),
             |out, data| out.extend_from_slice(data),
         )
     }

@@ -1,0 +1,685 @@
+//! A deterministic simulator: many members on a virtual clock and a virtual
+//! network (feature `sim`).
+//!
+//! Members are ordinary [`Endpoint`]s, driven through the same poll API the
+//! drivers use, so what runs here is what runs in production. Everything
+//! random (loss, jitter, duplication, and each member's own RNG if you seed
+//! it from [`Sim::member_seed`]) comes from one seed: the same seed and the
+//! same calls replay the same run, byte for byte ([`NetStats::digest`]).
+//!
+//! The network model ([`LinkParams`], per directed link or for all): latency
+//! plus uniform jitter (which reorders), loss, duplication, and a per-sender
+//! bandwidth limit; links can be blocked one way or both (partitions).
+//! Member faults: [`crash`](Sim::crash), [`restart`](Sim::restart) (fresh,
+//! or restored from the crashed member's table), [`set_slow`](Sim::set_slow)
+//! (every input handled late, as by a CPU-starved process) and
+//! [`pause`](Sim::pause) (nothing handled for a while, input buffered).
+//!
+//! As it runs the simulator measures crash detection ([`Sim::detections`]),
+//! false positives ([`Sim::false_positives`]), how tracked news spreads
+//! ([`Sim::track`]) and view accuracy over time ([`Sim::sample_accuracy`]).
+//!
+//! Cost: one binary heap of events; a member's timers are one heap entry at
+//! a time. Nothing scans all members per event.
+
+mod net;
+mod observe;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cmp::{Ordering, Reverse};
+use core::time::Duration;
+
+use rand::rngs::Xoshiro128PlusPlus;
+use rand::{Rng, RngExt, SeedableRng};
+
+use crate::{BroadcastHandler, Codec, Endpoint, Identity, Notification};
+
+pub use net::{LinkParams, NetStats};
+use observe::Tracker;
+pub use observe::{AccuracySample, Detection, Spread, percentile};
+
+enum Kind {
+    Deliver {
+        from: u32,
+        data: Vec<u8>,
+        late: bool,
+    },
+    Timer,
+}
+
+struct Event {
+    at: Duration,
+    seq: u64,
+    node: u32,
+    /// The node's life this event belongs to (restarts start a new one).
+    life: u32,
+    kind: Kind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at && self.seq == other.seq
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Event {
+    /// Reversed: the max-heap pops the earliest event, ties in send order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (Reverse(self.at), Reverse(self.seq)).cmp(&(Reverse(other.at), Reverse(other.seq)))
+    }
+}
+
+struct Node<E> {
+    endpoint: E,
+    up: bool,
+    life: u32,
+    /// The deadline of the timer event in the queue, if any.
+    armed: Option<Duration>,
+    paused_until: Duration,
+    slow: Duration,
+    egress_free: Duration,
+}
+
+type Ep<T, C, R, B> = Endpoint<T, C, R, B>;
+
+/// The simulation. See the [module docs](self).
+pub struct Sim<T, C, R, B>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+    B: BroadcastHandler<T>,
+{
+    now: Duration,
+    nodes: Vec<Node<Ep<T, C, R, B>>>,
+    index: BTreeMap<T::Addr, u32>,
+    queue: BinaryHeap<Event>,
+    seq: u64,
+    rng: Xoshiro128PlusPlus,
+    link: LinkParams,
+    links: BTreeMap<(u32, u32), LinkParams>,
+    blocked: BTreeSet<(u32, u32)>,
+    record: bool,
+    notifications: Vec<(Duration, T::Addr, Notification<T>)>,
+    stats: NetStats,
+    detections: Vec<Detection>,
+    /// For each crashed node: its detection record and who already noticed.
+    open_crashes: BTreeMap<u32, (usize, BTreeSet<u32>)>,
+    false_positives: u64,
+    trackers: Vec<Tracker<Ep<T, C, R, B>>>,
+    accuracy: Vec<AccuracySample>,
+}
+
+impl<T, C, R, B> Sim<T, C, R, B>
+where
+    T: Identity,
+    C: Codec<T>,
+    R: Rng,
+    B: BroadcastHandler<T>,
+{
+    /// An empty simulation with [`LinkParams::default`] links.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            now: Duration::ZERO,
+            nodes: Vec::new(),
+            index: BTreeMap::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng: Xoshiro128PlusPlus::seed_from_u64(seed),
+            link: LinkParams::default(),
+            links: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            record: true,
+            notifications: Vec::new(),
+            stats: NetStats {
+                digest: net::FNV_OFFSET,
+                ..NetStats::default()
+            },
+            detections: Vec::new(),
+            open_crashes: BTreeMap::new(),
+            false_positives: 0,
+            trackers: Vec::new(),
+            accuracy: Vec::new(),
+        }
+    }
+
+    /// A seed for a member's own RNG, drawn from the simulation's.
+    pub fn member_seed(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// The virtual time.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// Whether to keep every notification for [`Sim::notifications`]
+    /// (default on). Turn it off for large runs: the statistics do not
+    /// need it.
+    pub fn set_record_notifications(&mut self, record: bool) {
+        self.record = record;
+    }
+
+    /// Sets every link's latency and jitter.
+    pub fn set_latency(&mut self, latency: Duration, jitter: Duration) {
+        self.link.latency = latency;
+        self.link.jitter = jitter;
+    }
+
+    /// Sets every link's loss probability (clamped to `0..=1`).
+    pub fn set_loss(&mut self, loss: f64) {
+        self.link.loss = clamp01(loss);
+    }
+
+    /// Sets the parameters of every link without its own.
+    pub fn set_link_defaults(&mut self, params: LinkParams) {
+        self.link = params;
+    }
+
+    /// Sets the parameters of the link from `from` to `to` (one way).
+    pub fn set_link(&mut self, from: &T::Addr, to: &T::Addr, params: LinkParams) {
+        if let (Some(a), Some(b)) = (self.node_of(from), self.node_of(to)) {
+            self.links.insert((a, b), params);
+        }
+    }
+
+    fn node_of(&self, addr: &T::Addr) -> Option<u32> {
+        self.index.get(addr).copied()
+    }
+
+    /// Adds a member, or replaces the one with the same address (a restart
+    /// on a new endpoint: use [`Sim::restart`] to also restore its table).
+    pub fn add(&mut self, endpoint: Ep<T, C, R, B>) -> T::Addr {
+        let addr = endpoint.foca().identity().addr();
+        let node = match self.index.get(&addr) {
+            Some(&n) => {
+                let slot = &mut self.nodes[n as usize];
+                slot.endpoint = endpoint;
+                slot.up = true;
+                slot.life += 1;
+                slot.armed = None;
+                slot.paused_until = Duration::ZERO;
+                slot.slow = Duration::ZERO;
+                n
+            }
+            None => {
+                let n = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+                self.nodes.push(Node {
+                    endpoint,
+                    up: true,
+                    life: 0,
+                    armed: None,
+                    paused_until: Duration::ZERO,
+                    slow: Duration::ZERO,
+                    egress_free: Duration::ZERO,
+                });
+                self.index.insert(addr.clone(), n);
+                for t in &mut self.trackers {
+                    t.reached.push(None);
+                }
+                n
+            }
+        };
+        self.open_crashes.remove(&node);
+        self.after_event(node);
+        addr
+    }
+
+    /// Restarts a crashed (or running) member on `endpoint`; with `restore`,
+    /// the new endpoint first gets the old one's member table, as a process
+    /// that persisted its membership would.
+    pub fn restart(&mut self, endpoint: Ep<T, C, R, B>, restore: bool) -> T::Addr {
+        let addr = endpoint.foca().identity().addr();
+        let mut endpoint = endpoint;
+        if restore && let Some(&n) = self.index.get(&addr) {
+            let old: Vec<_> = self.nodes[n as usize]
+                .endpoint
+                .foca()
+                .iter_membership_state()
+                .cloned()
+                .collect();
+            let _ = endpoint.restore(self.now, old);
+        }
+        self.add(endpoint)
+    }
+
+    /// Stops a member: it neither sends nor receives; its timers stop.
+    /// Starts measuring how long the others take to declare it down.
+    pub fn crash(&mut self, addr: &T::Addr) {
+        let Some(n) = self.node_of(addr) else { return };
+        let slot = &mut self.nodes[n as usize];
+        if !slot.up {
+            return;
+        }
+        slot.up = false;
+        let observers = self.nodes.iter().filter(|s| s.up).count();
+        self.detections.push(Detection {
+            node: n as usize,
+            crashed_at: self.now,
+            observers,
+            latencies: Vec::new(),
+        });
+        self.open_crashes
+            .insert(n, (self.detections.len() - 1, BTreeSet::new()));
+    }
+
+    /// Whether a member is running.
+    pub fn is_up(&self, addr: &T::Addr) -> bool {
+        self.node_of(addr)
+            .is_some_and(|n| self.nodes[n as usize].up)
+    }
+
+    /// Makes a member handle every input `delay` late (a starved process).
+    pub fn set_slow(&mut self, addr: &T::Addr, delay: Duration) {
+        if let Some(n) = self.node_of(addr) {
+            self.nodes[n as usize].slow = delay;
+        }
+    }
+
+    /// Freezes a member for `duration`: input waits (buffered), timers wait.
+    pub fn pause(&mut self, addr: &T::Addr, duration: Duration) {
+        if let Some(n) = self.node_of(addr) {
+            self.nodes[n as usize].paused_until = self.now + duration;
+        }
+    }
+
+    /// Drops datagrams from `from` to `to` (one way).
+    pub fn block(&mut self, from: T::Addr, to: T::Addr) {
+        if let (Some(a), Some(b)) = (self.node_of(&from), self.node_of(&to)) {
+            self.blocked.insert((a, b));
+        }
+    }
+
+    /// Cuts every link between `a` and `b`, both ways.
+    pub fn partition(&mut self, a: &[T::Addr], b: &[T::Addr]) {
+        for x in a.iter().filter_map(|x| self.node_of(x)).collect::<Vec<_>>() {
+            for y in b.iter().filter_map(|y| self.node_of(y)).collect::<Vec<_>>() {
+                self.blocked.insert((x, y));
+                self.blocked.insert((y, x));
+            }
+        }
+    }
+
+    /// Cuts `addr` off from every other member, both ways.
+    pub fn isolate(&mut self, addr: &T::Addr) {
+        let others: Vec<T::Addr> = self.index.keys().filter(|a| *a != addr).cloned().collect();
+        self.partition(core::slice::from_ref(addr), &others);
+    }
+
+    /// Restores every blocked link.
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    /// The member's endpoint.
+    pub fn endpoint(&self, addr: &T::Addr) -> Option<&Ep<T, C, R, B>> {
+        self.node_of(addr).map(|n| &self.nodes[n as usize].endpoint)
+    }
+
+    /// The addresses of all members, running or not, in insertion order.
+    pub fn addrs(&self) -> Vec<T::Addr> {
+        self.nodes
+            .iter()
+            .map(|n| n.endpoint.foca().identity().addr())
+            .collect()
+    }
+
+    /// How many members are running.
+    pub fn running(&self) -> usize {
+        self.nodes.iter().filter(|n| n.up).count()
+    }
+
+    /// Runs `f` on a member's endpoint at the current time (a user command:
+    /// announce, leave, broadcast...), then sends what it produced.
+    pub fn with<X>(
+        &mut self,
+        addr: &T::Addr,
+        f: impl FnOnce(&mut Ep<T, C, R, B>, Duration) -> X,
+    ) -> Option<X> {
+        let n = self.node_of(addr)?;
+        let now = self.now;
+        let x = f(&mut self.nodes[n as usize].endpoint, now);
+        self.after_event(n);
+        Some(x)
+    }
+
+    /// Every notification so far (while recording): when, which member, what.
+    pub fn notifications(&self) -> &[(Duration, T::Addr, Notification<T>)] {
+        &self.notifications
+    }
+
+    /// Network totals so far.
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    /// Every crash so far, with its detection latencies.
+    pub fn detections(&self) -> &[Detection] {
+        &self.detections
+    }
+
+    /// `MemberDown` notifications about members that were running.
+    pub fn false_positives(&self) -> u64 {
+        self.false_positives
+    }
+
+    /// Starts measuring how long until `check` holds on every running member
+    /// (checked on each member after each of its events). Returns the
+    /// tracker's index for [`Sim::spread`].
+    pub fn track(
+        &mut self,
+        name: &str,
+        check: impl Fn(&Ep<T, C, R, B>) -> bool + 'static,
+    ) -> usize {
+        let mut tracker = Tracker {
+            name: String::from(name),
+            started: self.now,
+            check: Box::new(check),
+            reached: alloc::vec![None; self.nodes.len()],
+            done: None,
+        };
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.up && (tracker.check)(&node.endpoint) {
+                tracker.reached[i] = Some(Duration::ZERO);
+            }
+        }
+        self.trackers.push(tracker);
+        let id = self.trackers.len() - 1;
+        self.check_done(id);
+        id
+    }
+
+    /// How tracked news spread so far.
+    pub fn spread(&self, tracker: usize) -> Option<Spread> {
+        let t = self.trackers.get(tracker)?;
+        Some(Spread {
+            name: t.name.clone(),
+            started: t.started,
+            reached: t.reached.clone(),
+            all: t.done,
+        })
+    }
+
+    /// Records one [`AccuracySample`] now.
+    pub fn sample_accuracy(&mut self) -> AccuracySample {
+        let crashed: Vec<T::Addr> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.up)
+            .map(|n| n.endpoint.foca().identity().addr())
+            .collect();
+        let others = self.nodes.len().saturating_sub(1);
+        let mut sum = 0.0;
+        let mut observers = 0usize;
+        for node in self.nodes.iter().filter(|n| n.up) {
+            let foca = node.endpoint.foca();
+            let stale = crashed
+                .iter()
+                .filter(|a| foca.member(a).is_some_and(|m| m.is_active()))
+                .count();
+            let live_seen = foca.num_members().saturating_sub(stale);
+            let correct = live_seen + (crashed.len() - stale);
+            sum += if others == 0 {
+                1.0
+            } else {
+                correct as f64 / others as f64
+            };
+            observers += 1;
+        }
+        let sample = AccuracySample {
+            at: self.now,
+            accuracy: if observers == 0 {
+                1.0
+            } else {
+                sum / observers as f64
+            },
+        };
+        self.accuracy.push(sample);
+        sample
+    }
+
+    /// Every accuracy sample taken so far.
+    pub fn accuracy(&self) -> &[AccuracySample] {
+        &self.accuracy
+    }
+
+    /// Runs until virtual time `now + duration`.
+    pub fn run_for(&mut self, duration: Duration) {
+        let until = self.now + duration;
+        self.run_until(until);
+    }
+
+    /// Runs until virtual time `until`, processing every delivery and timer
+    /// due by then in time order.
+    pub fn run_until(&mut self, until: Duration) {
+        while self.queue.peek().is_some_and(|e| e.at <= until) {
+            let Some(event) = self.queue.pop() else { break };
+            self.now = self.now.max(event.at);
+            self.handle(event);
+        }
+        self.now = self.now.max(until);
+    }
+
+    fn push(&mut self, at: Duration, node: u32, life: u32, kind: Kind) {
+        self.seq += 1;
+        self.queue.push(Event {
+            at,
+            seq: self.seq,
+            node,
+            life,
+            kind,
+        });
+    }
+
+    fn handle(&mut self, event: Event) {
+        let n = event.node;
+        let now = self.now;
+        let Some(slot) = self.nodes.get_mut(n as usize) else {
+            return;
+        };
+        if !slot.up || slot.life != event.life {
+            if matches!(event.kind, Kind::Deliver { .. }) {
+                self.stats.blocked += 1;
+            }
+            return;
+        }
+        match event.kind {
+            Kind::Timer => {
+                if slot.armed != Some(event.at) {
+                    return; // superseded by an earlier one
+                }
+                slot.armed = None;
+                if now < slot.paused_until {
+                    let at = slot.paused_until;
+                    slot.armed = Some(at);
+                    self.push(at, n, event.life, Kind::Timer);
+                    return;
+                }
+                let _ = slot.endpoint.handle_timeouts(now);
+            }
+            Kind::Deliver { from, data, late } => {
+                if now < slot.paused_until {
+                    let at = slot.paused_until;
+                    self.push(at, n, event.life, Kind::Deliver { from, data, late });
+                    return;
+                }
+                if !late && !slot.slow.is_zero() {
+                    let at = now + slot.slow;
+                    self.push(
+                        at,
+                        n,
+                        event.life,
+                        Kind::Deliver {
+                            from,
+                            data,
+                            late: true,
+                        },
+                    );
+                    return;
+                }
+                // The link may have been cut while the datagram was in flight.
+                if self.blocked.contains(&(from, n)) {
+                    self.stats.blocked += 1;
+                    return;
+                }
+                self.stats.delivered += 1;
+                // Errors are failures to encode replies: a codec bug that
+                // the member's metrics and the tests surface.
+                let _ = slot.endpoint.handle_datagram(now, &data);
+            }
+        }
+        self.after_event(n);
+    }
+
+    /// Moves a member's outputs to the network and the observers, checks
+    /// trackers, and re-arms its timer.
+    fn after_event(&mut self, n: u32) {
+        let i = n as usize;
+        let now = self.now;
+        let up = self.nodes[i].up;
+        while let Some(note) = self.nodes[i].endpoint.poll_notification() {
+            self.observe(n, note);
+        }
+        while let Some(t) = self.nodes[i].endpoint.poll_transmit() {
+            if up {
+                self.transmit(n, &t.to.addr(), t.data);
+            }
+        }
+        if !up {
+            return;
+        }
+        for id in 0..self.trackers.len() {
+            let t = &mut self.trackers[id];
+            if t.done.is_none() && t.reached[i].is_none() && (t.check)(&self.nodes[i].endpoint) {
+                t.reached[i] = Some(now.saturating_sub(t.started));
+                self.check_done(id);
+            }
+        }
+        let slot = &mut self.nodes[i];
+        if let Some(deadline) = slot.endpoint.next_deadline() {
+            let at = deadline.max(now) + slot.slow;
+            if slot.armed.is_none_or(|armed| at < armed) {
+                slot.armed = Some(at);
+                let life = slot.life;
+                self.push(at, n, life, Kind::Timer);
+            }
+        }
+    }
+
+    fn check_done(&mut self, id: usize) {
+        let nodes = &self.nodes;
+        let t = &mut self.trackers[id];
+        if t.done.is_some() {
+            return;
+        }
+        let all = nodes
+            .iter()
+            .zip(&t.reached)
+            .filter(|(node, _)| node.up)
+            .all(|(_, r)| r.is_some());
+        if all {
+            t.done = Some(self.now.saturating_sub(t.started));
+        }
+    }
+
+    fn observe(&mut self, observer: u32, note: Notification<T>) {
+        if let Notification::MemberDown(id) = &note
+            && let Some(subject) = self.node_of(&id.addr())
+        {
+            let node = &self.nodes[subject as usize];
+            if node.up && node.endpoint.foca().identity() == id {
+                self.false_positives += 1;
+            } else if let Some((record, seen)) = self.open_crashes.get_mut(&subject)
+                && seen.insert(observer)
+            {
+                let d = &mut self.detections[*record];
+                d.latencies.push(self.now.saturating_sub(d.crashed_at));
+            }
+        }
+        if self.record {
+            let addr = self.nodes[observer as usize]
+                .endpoint
+                .foca()
+                .identity()
+                .addr();
+            self.notifications.push((self.now, addr, note));
+        }
+    }
+
+    fn transmit(&mut self, from: u32, to: &T::Addr, data: Vec<u8>) {
+        self.stats.sent += 1;
+        self.stats.bytes += data.len() as u64;
+        let nanos = u64::try_from(self.now.as_nanos()).unwrap_or(u64::MAX);
+        self.stats.digest = net::fnv(self.stats.digest, &nanos.to_be_bytes());
+        self.stats.digest = net::fnv(self.stats.digest, &data);
+        let Some(to) = self.node_of(to) else {
+            self.stats.blocked += 1;
+            return;
+        };
+        if self.blocked.contains(&(from, to)) {
+            self.stats.blocked += 1;
+            return;
+        }
+        let params = self.links.get(&(from, to)).copied().unwrap_or(self.link);
+        if params.loss > 0.0 && self.rng.random_bool(clamp01(params.loss)) {
+            self.stats.lost += 1;
+            return;
+        }
+        let mut depart = self.now;
+        if let Some(nanos) = (data.len() as u64)
+            .saturating_mul(1_000_000_000)
+            .checked_div(params.bandwidth)
+        {
+            let sender = &mut self.nodes[from as usize];
+            depart = depart.max(sender.egress_free);
+            sender.egress_free = depart + Duration::from_nanos(nanos);
+        }
+        let copies = if params.duplicate > 0.0 && self.rng.random_bool(clamp01(params.duplicate)) {
+            self.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        let life = self.nodes[to as usize].life;
+        if copies == 2 {
+            let at = depart + params.latency + self.jitter(params.jitter);
+            let kind = Kind::Deliver {
+                from,
+                data: data.clone(),
+                late: false,
+            };
+            self.push(at, to, life, kind);
+        }
+        let at = depart + params.latency + self.jitter(params.jitter);
+        self.push(
+            at,
+            to,
+            life,
+            Kind::Deliver {
+                from,
+                data,
+                late: false,
+            },
+        );
+    }
+
+    fn jitter(&mut self, max: Duration) -> Duration {
+        if max.is_zero() {
+            return Duration::ZERO;
+        }
+        let max = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(self.rng.random_range(0..=max))
+    }
+}
+
+fn clamp01(p: f64) -> f64 {
+    if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) }
+}
