@@ -99,8 +99,11 @@ where
             let first = self.jittered(self.config.probe_period);
             runtime.submit_after(Timer::ProbeRandomMember(token), first);
         }
+        // Gossip only runs while there is news: an idle cluster pays for
+        // probes alone. Any input that queues news restarts it.
         if let Some(p) = self.config.periodic_gossip
             && has_active
+            && !self.updates.is_empty()
             && self.chains.gossip.is_none()
         {
             let token = self.chains.issue();
