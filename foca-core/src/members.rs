@@ -25,7 +25,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use rand::{Rng, RngExt};
 
-use crate::{Identity, Member};
+use crate::{Identity, Member, State};
 
 pub(crate) struct Members<T: Identity> {
     entries: Vec<Member<T>>,
@@ -33,6 +33,8 @@ pub(crate) struct Members<T: Identity> {
     hasher: FixedState,
     active: usize,
     cursor: usize,
+    /// How many members are `Suspect` (lets senders skip a lookup).
+    suspects: usize,
 }
 
 /// Positions are `u32` to keep the index small.
@@ -46,6 +48,7 @@ impl<T: Identity> Members<T> {
             hasher: FixedState::with_seed(seed),
             active: 0,
             cursor: 0,
+            suspects: 0,
         }
     }
 
@@ -59,6 +62,10 @@ impl<T: Identity> Members<T> {
 
     pub(crate) fn num_active(&self) -> usize {
         self.active
+    }
+
+    pub(crate) fn num_suspects(&self) -> usize {
+        self.suspects
     }
 
     pub(crate) fn num_inactive(&self) -> usize {
@@ -122,6 +129,9 @@ impl<T: Identity> Members<T> {
         let pos = self.entries.len();
         let hash = self.hash(&member.id().addr());
         let active = member.is_active();
+        if member.state() == State::Suspect {
+            self.suspects += 1;
+        }
         self.entries.push(member);
         let hasher = &self.hasher;
         let entries = &self.entries;
@@ -129,6 +139,36 @@ impl<T: Identity> Members<T> {
             hasher.hash_one(entries[p as usize].id().addr())
         });
         if active { self.activate(pos, rng) } else { pos }
+    }
+
+    /// Adds many active members, none of them in the table yet and no two
+    /// with the same address, at random places of the not-yet-probed region:
+    /// one shuffle and one rebuild of the index instead of per-member moves
+    /// (restoring a large table).
+    pub(crate) fn insert_many(&mut self, new: Vec<Member<T>>, rng: &mut impl Rng) {
+        debug_assert!(new.iter().all(Member::is_active));
+        if new.is_empty() {
+            return;
+        }
+        let inactive = self.entries.split_off(self.active);
+        self.entries.reserve_exact(new.len() + inactive.len());
+        self.entries.extend(new);
+        self.active = self.entries.len();
+        for i in (self.cursor + 1..self.active).rev() {
+            let j = rng.random_range(self.cursor..=i);
+            self.entries.swap(i, j);
+        }
+        self.entries.extend(inactive);
+        self.index.clear();
+        self.index.reserve(self.entries.len(), |_| 0);
+        for pos in 0..self.entries.len() {
+            let hash = self.hash(&self.entries[pos].id().addr());
+            let hasher = &self.hasher;
+            let entries = &self.entries;
+            self.index.insert_unique(hash, pos as u32, |&p| {
+                hasher.hash_one(entries[p as usize].id().addr())
+            });
+        }
     }
 
     /// Moves the inactive member at `pos` into the not-yet-probed region, at
@@ -162,6 +202,12 @@ impl<T: Identity> Members<T> {
     pub(crate) fn update(&mut self, pos: usize, member: Member<T>, rng: &mut impl Rng) -> usize {
         let was_active = pos < self.active;
         let is_active = member.is_active();
+        if self.entries[pos].state() == State::Suspect {
+            self.suspects -= 1;
+        }
+        if member.state() == State::Suspect {
+            self.suspects += 1;
+        }
         debug_assert!(self.entries[pos].id().addr() == member.id().addr());
         self.entries[pos] = member;
         match (was_active, is_active) {
@@ -205,18 +251,26 @@ impl<T: Identity> Members<T> {
     }
 
     /// Picks up to `wanted` distinct random positions in `0..n`, in random
-    /// order (Floyd's algorithm, then a shuffle: `O(wanted²)`, no allocation
-    /// beyond the result).
+    /// order (Floyd's algorithm, then a shuffle). Membership tests are a
+    /// linear scan for small samples (fanouts) and a sorted set for large
+    /// ones (feeds), so the cost is `O(wanted log wanted)`.
     fn sample(n: usize, wanted: usize, rng: &mut impl Rng, out: &mut Vec<usize>) {
         out.clear();
         let wanted = wanted.min(n);
+        let mut seen = alloc::collections::BTreeSet::new();
+        let large = wanted > 16;
         for j in (n - wanted)..n {
             let t = rng.random_range(0..=j);
-            if out.contains(&t) {
-                out.push(j);
+            let taken = if large {
+                !seen.insert(t)
             } else {
-                out.push(t);
+                out.contains(&t)
+            };
+            let pick = if taken { j } else { t };
+            if large && taken {
+                seen.insert(j);
             }
+            out.push(pick);
         }
         // Floyd's set is uniform but its order is not (the i-th pick is at
         // most n - wanted + i), and callers take a prefix: without this,
@@ -283,6 +337,12 @@ impl<T: Identity> Members<T> {
     #[cfg(test)]
     fn check_invariants(&self) {
         assert_eq!(self.index.len(), self.entries.len());
+        let suspects = self
+            .entries
+            .iter()
+            .filter(|m| m.state() == State::Suspect)
+            .count();
+        assert_eq!(self.suspects, suspects);
         assert!(self.cursor <= self.active.max(self.cursor));
         for (pos, m) in self.entries.iter().enumerate() {
             assert_eq!(self.find(&m.id().addr()), Some(pos));
@@ -294,7 +354,7 @@ impl<T: Identity> Members<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{GenerationalId, State};
+    use crate::GenerationalId;
     use alloc::collections::BTreeSet;
     use rand::SeedableRng;
     use rand::rngs::Xoshiro128PlusPlus;

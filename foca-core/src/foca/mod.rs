@@ -368,7 +368,33 @@ where
         mut runtime: impl Runtime<T>,
     ) -> Result<(), Error> {
         self.check_running()?;
+        // Live members new to the table go in as one batch; the rest (news
+        // about known members, suspects, the dead, ourselves, duplicates)
+        // merges one by one.
+        let own = self.identity.addr();
+        let mut fresh = Vec::new();
+        // Only inserted into, never iterated: its order cannot leak.
+        let mut batch = hashbrown::HashSet::with_hasher(foldhash::fast::FixedState::with_seed(0));
+        let mut rest = Vec::new();
+        let room = self.config.max_members.saturating_sub(self.members.len());
         for member in members {
+            let addr = member.id().addr();
+            if member.state() == State::Alive
+                && addr != own
+                && fresh.len() < room
+                && self.members.find(&addr).is_none()
+                && batch.insert(addr)
+            {
+                fresh.push(member);
+            } else {
+                rest.push(member);
+            }
+        }
+        for member in &fresh {
+            runtime.notify(Notification::MemberUp(member.id().clone()));
+        }
+        self.members.insert_many(fresh, &mut self.rng);
+        for member in rest {
             self.merge(member, false, &mut runtime)?;
         }
         self.after_change(&mut runtime);

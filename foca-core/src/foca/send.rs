@@ -214,6 +214,7 @@ where
         let mut told = 0;
         let mut skip = None;
         if matches!(payload, Payload::Piggyback | Payload::Updates)
+            && self.members.num_suspects() > 0
             && let Some(record) = self
                 .member(&to.addr())
                 .filter(|m| m.id() == to && m.state() == State::Suspect)
