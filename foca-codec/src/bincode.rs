@@ -4,14 +4,15 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::marker::PhantomData;
 
+mod capped;
+
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use foca_core::{Codec, Header, Member};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The most bytes one decoded value (a header or an update) may claim.
-/// Bincode checks every length it reads against this before allocating, so
-/// hostile input allocates at most this much per value.
+/// The most bytes one decoded value (a header or an update) may take:
+/// bincode refuses, before reading them, lengths that would go past it.
 pub const BINCODE_VALUE_LIMIT: usize = 4096;
 
 type Config = Configuration<LittleEndian, Varint, Limit<BINCODE_VALUE_LIMIT>>;
@@ -23,8 +24,13 @@ const CONFIG: Config = bincode::config::standard().with_limit::<BINCODE_VALUE_LI
 /// that are `Serialize + DeserializeOwned`. For users who already speak
 /// bincode; [`PostcardCodec`](crate::PostcardCodec) is the default.
 ///
-/// Every value is limited to [`BINCODE_VALUE_LIMIT`] bytes, which bounds
-/// what decoding hostile input may allocate.
+/// Every value is limited to [`BINCODE_VALUE_LIMIT`] bytes. Decoding never
+/// allocates from a length read off the wire: strings and byte buffers are
+/// read from the input before being copied, and sequences (a `Vec` in the
+/// identity) grow with the elements actually read, so hostile input
+/// allocates at most a small multiple of its own size. (Plain bincode would
+/// allocate a string's claimed length, up to the limit, and preallocate a
+/// sequence's, up to 1 MiB, before reading either.)
 ///
 /// ```
 /// use foca_codec::BincodeCodec;
@@ -99,8 +105,8 @@ fn encode<V: Serialize>(value: &V, out: &mut Vec<u8>) -> Result<(), BincodeError
 }
 
 fn decode<V: DeserializeOwned>(input: &mut &[u8]) -> Result<V, BincodeError> {
-    let (value, used) =
-        bincode::serde::decode_from_slice(input, CONFIG).map_err(BincodeError::Decode)?;
+    let (value, used) = bincode::serde::seed_decode_from_slice(capped::Seed::new(), input, CONFIG)
+        .map_err(BincodeError::Decode)?;
     *input = input.get(used..).unwrap_or_default();
     Ok(value)
 }

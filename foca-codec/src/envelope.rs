@@ -20,8 +20,10 @@
 //! - **cluster tag** (4 bytes): CRC32C of the cluster label, so datagrams of
 //!   another cluster on the same network are told apart before any further
 //!   work ([`OpenError::OtherCluster`]). The label itself also enters the
-//!   checksum (plain) or the associated data (sealed), so a tag collision
-//!   is still caught.
+//!   associated data (sealed), so there a tag collision is still caught. In
+//!   plain mode it enters the checksum too, but a CRC's state after the
+//!   label is just the label's CRC32C, the tag: two labels whose tags
+//!   collide (a 2^-32 chance per pair) are not told apart.
 //! - **plain**: a CRC32C over the label and everything before the checksum
 //!   catches corruption ([`OpenError::ChecksumMismatch`]). It is not
 //!   protection against an attacker: use a sealed mode for that.
@@ -307,11 +309,21 @@ impl Envelope {
     }
 
     /// Bytes the envelope adds to a payload: 12 plain; with a keyring,
-    /// 40 (12-byte nonces) or 52 (XChaCha20's 24-byte nonces).
+    /// 40 (12-byte nonces) or 52 (XChaCha20's 24-byte nonces), the most of
+    /// any installed key (whichever is primary).
     pub fn overhead(&self) -> usize {
         #[cfg(feature = "encryption")]
         if let Some(k) = &self.keyring {
             return HEADER_LEN + k.overhead();
+        }
+        HEADER_LEN + CHECKSUM_LEN
+    }
+
+    /// Bytes sealing adds now (with the primary key).
+    fn seal_overhead(&self) -> usize {
+        #[cfg(feature = "encryption")]
+        if let Some(k) = &self.keyring {
+            return HEADER_LEN + k.primary_overhead();
         }
         HEADER_LEN + CHECKSUM_LEN
     }
@@ -351,7 +363,9 @@ impl Envelope {
     /// Wraps `payload` into `out` (cleared first).
     pub fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SealError> {
         out.clear();
-        let size = payload.len() + self.overhead();
+        // The size this datagram will have: a key with a longer nonce that
+        // is installed but not primary does not count.
+        let size = payload.len() + self.seal_overhead();
         if size > self.max_datagram {
             return Err(SealError::Oversized {
                 size,

@@ -9,6 +9,14 @@
 //!    with B is understood by all, since all have B);
 //! 3. [`Keyring::remove`] A on every member.
 //!
+//! If B's cipher has longer nonces than A's (XChaCha20-Poly1305 after
+//! another), sealing with B adds 12 bytes more: payloads sized for A's
+//! overhead may no longer fit once B is primary. Lower the core's
+//! `max_packet_size` to the new [`Envelope::max_payload`] before step 2, or
+//! size it for 52 bytes of overhead from the start.
+//!
+//! [`Envelope::max_payload`]: crate::Envelope::max_payload
+//!
 //! The key id travels in the clear, so a receiver picks the key at once
 //! instead of trying each one (memberlist tries its whole ring per packet).
 //!
@@ -338,8 +346,13 @@ impl Keyring {
         self.primary_slot().cipher.mode()
     }
 
+    /// Bytes sealing with the primary key adds after the envelope header.
+    pub(crate) fn primary_overhead(&self) -> usize {
+        KEY_ID_LEN + self.primary_slot().cipher.nonce_len() + TAG_LEN
+    }
+
     /// The most bytes sealing adds after the envelope header, whichever
-    /// key is (or becomes) primary.
+    /// installed key is (or becomes) primary.
     pub(crate) fn overhead(&self) -> usize {
         let nonce = self
             .slots

@@ -41,7 +41,7 @@ extern crate std;
 
 #[cfg(feature = "bincode")]
 mod bincode;
-mod envelope;
+pub mod envelope;
 #[cfg(feature = "encryption")]
 pub mod keyring;
 #[cfg(feature = "postcard")]
