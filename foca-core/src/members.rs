@@ -289,7 +289,14 @@ impl<T: Identity> Members<T> {
         mut keep: impl FnMut(&Member<T>) -> bool,
         out: &mut Vec<T>,
     ) {
-        Self::choose_in(&self.entries[..self.active], wanted, rng, &mut keep, out);
+        Self::choose_in(
+            &self.entries[..self.active],
+            wanted,
+            rng,
+            &mut keep,
+            out,
+            |m| m.id().clone(),
+        );
     }
 
     /// Up to `wanted` distinct random inactive members accepted by `keep`.
@@ -300,15 +307,42 @@ impl<T: Identity> Members<T> {
         mut keep: impl FnMut(&Member<T>) -> bool,
         out: &mut Vec<T>,
     ) {
-        Self::choose_in(&self.entries[self.active..], wanted, rng, &mut keep, out);
+        Self::choose_in(
+            &self.entries[self.active..],
+            wanted,
+            rng,
+            &mut keep,
+            out,
+            |m| m.id().clone(),
+        );
     }
 
-    fn choose_in(
+    /// Up to `wanted` distinct random active members accepted by `keep`, as
+    /// whole records (for feeds: no second lookup per member).
+    pub(crate) fn choose_active_records(
+        &self,
+        wanted: usize,
+        rng: &mut impl Rng,
+        mut keep: impl FnMut(&Member<T>) -> bool,
+        out: &mut Vec<Member<T>>,
+    ) {
+        Self::choose_in(
+            &self.entries[..self.active],
+            wanted,
+            rng,
+            &mut keep,
+            out,
+            Member::clone,
+        );
+    }
+
+    fn choose_in<X>(
         slice: &[Member<T>],
         wanted: usize,
         rng: &mut impl Rng,
         keep: &mut impl FnMut(&Member<T>) -> bool,
-        out: &mut Vec<T>,
+        out: &mut Vec<X>,
+        pick: impl Fn(&Member<T>) -> X,
     ) {
         out.clear();
         if wanted == 0 || slice.is_empty() {
@@ -324,7 +358,7 @@ impl<T: Identity> Members<T> {
             }
             let m = &slice[p];
             if keep(m) {
-                out.push(m.id().clone());
+                out.push(pick(m));
             }
         }
     }

@@ -76,18 +76,13 @@ where
             .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
         let room = self.max_item_size() / probe.len().max(1);
         let dst_addr = dst.addr();
-        let mut ids = core::mem::take(&mut self.ids);
-        self.members.choose_active(
+        let mut records = Vec::new();
+        self.members.choose_active_records(
             room + 1,
             &mut self.rng,
             |m| m.id().addr() != dst_addr,
-            &mut ids,
+            &mut records,
         );
-        let records: Vec<Member<T>> = ids
-            .iter()
-            .filter_map(|id| self.member(&id.addr()).cloned())
-            .collect();
-        self.ids = ids;
         self.send_with(dst, Message::Feed, Payload::Records(&records), runtime)
     }
 
