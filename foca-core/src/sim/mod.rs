@@ -41,22 +41,25 @@ pub use net::{LinkParams, NetStats};
 use observe::Tracker;
 pub use observe::{AccuracySample, Detection, Spread, percentile};
 
-enum Kind {
-    Deliver {
-        from: u32,
-        data: Vec<u8>,
-        late: bool,
-    },
-    Timer,
-}
+/// Marks an event as a timer (no datagram).
+const TIMER: u32 = u32::MAX;
+/// Set in `Event::from` when a slow member's datagram was already delayed.
+const LATE: u32 = 1 << 31;
 
+/// One entry of the event queue, kept small (32 bytes): the heap moves
+/// these around on every push and pop. Datagrams wait in a slab.
+#[derive(Clone, Copy)]
 struct Event {
-    at: Duration,
+    /// Virtual time in nanoseconds.
+    at: u64,
     seq: u64,
     node: u32,
     /// The node's life this event belongs to (restarts start a new one).
     life: u32,
-    kind: Kind,
+    /// Index of the datagram in the slab, or [`TIMER`].
+    payload: u32,
+    /// Sender, with [`LATE`] set once a slow receiver delayed it.
+    from: u32,
 }
 
 impl PartialEq for Event {
@@ -74,6 +77,40 @@ impl Ord for Event {
     /// Reversed: the max-heap pops the earliest event, ties in send order.
     fn cmp(&self, other: &Self) -> Ordering {
         (Reverse(self.at), Reverse(self.seq)).cmp(&(Reverse(other.at), Reverse(other.seq)))
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Datagrams in flight, by index, with their free slots reused.
+#[derive(Default)]
+struct Slab {
+    items: Vec<Vec<u8>>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    fn put(&mut self, data: Vec<u8>) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.items[i as usize] = data;
+                i
+            }
+            None => {
+                self.items.push(data);
+                u32::try_from(self.items.len() - 1).unwrap_or(TIMER - 1)
+            }
+        }
+    }
+
+    fn take(&mut self, i: u32) -> Vec<u8> {
+        self.free.push(i);
+        self.items
+            .get_mut(i as usize)
+            .map(core::mem::take)
+            .unwrap_or_default()
     }
 }
 
@@ -102,6 +139,7 @@ where
     nodes: Vec<Node<Ep<T, C, R, B>>>,
     index: BTreeMap<T::Addr, u32>,
     queue: BinaryHeap<Event>,
+    slab: Slab,
     seq: u64,
     rng: Xoshiro128PlusPlus,
     link: LinkParams,
@@ -132,6 +170,7 @@ where
             nodes: Vec::new(),
             index: BTreeMap::new(),
             queue: BinaryHeap::new(),
+            slab: Slab::default(),
             seq: 0,
             rng: Xoshiro128PlusPlus::seed_from_u64(seed),
             link: LinkParams::default(),
@@ -460,81 +499,76 @@ where
     /// Runs until virtual time `until`, processing every delivery and timer
     /// due by then in time order.
     pub fn run_until(&mut self, until: Duration) {
-        while self.queue.peek().is_some_and(|e| e.at <= until) {
+        let limit = nanos(until);
+        while self.queue.peek().is_some_and(|e| e.at <= limit) {
             let Some(event) = self.queue.pop() else { break };
-            self.now = self.now.max(event.at);
+            self.now = self.now.max(Duration::from_nanos(event.at));
             self.handle(event);
         }
         self.now = self.now.max(until);
     }
 
-    fn push(&mut self, at: Duration, node: u32, life: u32, kind: Kind) {
+    fn push(&mut self, at: Duration, node: u32, life: u32, payload: u32, from: u32) {
         self.seq += 1;
         self.queue.push(Event {
-            at,
+            at: nanos(at),
             seq: self.seq,
             node,
             life,
-            kind,
+            payload,
+            from,
         });
     }
 
     fn handle(&mut self, event: Event) {
         let n = event.node;
         let now = self.now;
+        let at = Duration::from_nanos(event.at);
         let Some(slot) = self.nodes.get_mut(n as usize) else {
             return;
         };
         if !slot.up || slot.life != event.life {
-            if matches!(event.kind, Kind::Deliver { .. }) {
+            if event.payload != TIMER {
+                self.slab.take(event.payload);
                 self.stats.blocked += 1;
             }
             return;
         }
-        match event.kind {
-            Kind::Timer => {
-                if slot.armed != Some(event.at) {
-                    return; // superseded by an earlier one
-                }
-                slot.armed = None;
-                if now < slot.paused_until {
-                    let at = slot.paused_until;
-                    slot.armed = Some(at);
-                    self.push(at, n, event.life, Kind::Timer);
-                    return;
-                }
-                let _ = slot.endpoint.handle_timeouts(now);
+        if event.payload == TIMER {
+            if slot.armed != Some(at) {
+                return; // superseded by an earlier one
             }
-            Kind::Deliver { from, data, late } => {
-                if now < slot.paused_until {
-                    let at = slot.paused_until;
-                    self.push(at, n, event.life, Kind::Deliver { from, data, late });
-                    return;
-                }
-                if !late && !slot.slow.is_zero() {
-                    let at = now + slot.slow;
-                    self.push(
-                        at,
-                        n,
-                        event.life,
-                        Kind::Deliver {
-                            from,
-                            data,
-                            late: true,
-                        },
-                    );
-                    return;
-                }
-                // The link may have been cut while the datagram was in flight.
-                if self.blocked.contains(&(from, n)) {
-                    self.stats.blocked += 1;
-                    return;
-                }
-                self.stats.delivered += 1;
-                // Errors are failures to encode replies: a codec bug that
-                // the member's metrics and the tests surface.
-                let _ = slot.endpoint.handle_datagram(now, &data);
+            slot.armed = None;
+            if now < slot.paused_until {
+                let until = slot.paused_until;
+                slot.armed = Some(until);
+                self.push(until, n, event.life, TIMER, 0);
+                return;
             }
+            let _ = slot.endpoint.handle_timeouts(now);
+        } else {
+            if now < slot.paused_until {
+                let until = slot.paused_until;
+                self.push(until, n, event.life, event.payload, event.from);
+                return;
+            }
+            if event.from & LATE == 0 && !slot.slow.is_zero() {
+                let later = now + slot.slow;
+                self.push(later, n, event.life, event.payload, event.from | LATE);
+                return;
+            }
+            let from = event.from & !LATE;
+            let data = self.slab.take(event.payload);
+            // The link may have been cut while the datagram was in flight.
+            if self.blocked.contains(&(from, n)) {
+                self.stats.blocked += 1;
+                return;
+            }
+            self.stats.delivered += 1;
+            // Errors are failures to encode replies: a codec bug that the
+            // member's metrics and the tests surface.
+            let slot = &mut self.nodes[n as usize];
+            let _ = slot.endpoint.handle_datagram(now, &data);
         }
         self.after_event(n);
     }
@@ -569,7 +603,7 @@ where
             if slot.armed.is_none_or(|armed| at < armed) {
                 slot.armed = Some(at);
                 let life = slot.life;
-                self.push(at, n, life, Kind::Timer);
+                self.push(at, n, life, TIMER, 0);
             }
         }
     }
@@ -651,24 +685,12 @@ where
         let life = self.nodes[to as usize].life;
         if copies == 2 {
             let at = depart + params.latency + self.jitter(params.jitter);
-            let kind = Kind::Deliver {
-                from,
-                data: data.clone(),
-                late: false,
-            };
-            self.push(at, to, life, kind);
+            let copy = self.slab.put(data.clone());
+            self.push(at, to, life, copy, from);
         }
         let at = depart + params.latency + self.jitter(params.jitter);
-        self.push(
-            at,
-            to,
-            life,
-            Kind::Deliver {
-                from,
-                data,
-                late: false,
-            },
-        );
+        let payload = self.slab.put(data);
+        self.push(at, to, life, payload, from);
     }
 
     fn jitter(&mut self, max: Duration) -> Duration {
