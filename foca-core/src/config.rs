@@ -43,8 +43,10 @@ pub struct Config {
     /// `suspicion_multiplier × max(1, ⌈log10(n)⌉) × probe_period`.
     pub suspicion_multiplier: u8,
     /// Down and left members are remembered this long, so stale news about
-    /// them is recognised; while this member has no live peer they are kept
-    /// longer, as contacts for recovery.
+    /// them is recognised and (with `periodic_announce_to_down_members`) the
+    /// two sides of a healed partition find each other again; while this
+    /// member has no live peer they are kept longer, as contacts for
+    /// recovery.
     pub remove_down_after: Duration,
     /// Largest datagram sent or accepted, in bytes.
     pub max_packet_size: usize,
@@ -84,7 +86,10 @@ impl Config {
             num_indirect_probes: 3,
             retransmit_multiplier: 4,
             suspicion_multiplier: 4,
-            remove_down_after: Duration::from_secs(15),
+            // Long enough to keep reaching out to the other side of a
+            // partition (see periodic_announce_to_down_members), as Serf
+            // does with its reconnect timeout.
+            remove_down_after: Duration::from_secs(180),
             max_packet_size: 1400,
             max_members: size.saturating_mul(2).max(1024),
             max_updates_backlog: size.max(256),
@@ -94,8 +99,8 @@ impl Config {
                 num_members: 1,
             }),
             periodic_announce_to_down_members: Some(PeriodicParams {
-                frequency: Duration::from_secs(45),
-                num_members: 2,
+                frequency: Duration::from_secs(10),
+                num_members: 1,
             }),
             periodic_gossip: Some(PeriodicParams {
                 frequency: Duration::from_millis(200),
@@ -113,9 +118,13 @@ impl Config {
             probe_period: Duration::from_secs(5),
             probe_rtt: Duration::from_secs(3),
             suspicion_multiplier: 6,
-            remove_down_after: Duration::from_secs(60),
+            remove_down_after: Duration::from_secs(600),
             periodic_announce: Some(PeriodicParams {
                 frequency: Duration::from_secs(60),
+                num_members: 1,
+            }),
+            periodic_announce_to_down_members: Some(PeriodicParams {
+                frequency: Duration::from_secs(30),
                 num_members: 1,
             }),
             periodic_gossip: Some(PeriodicParams {
@@ -138,7 +147,7 @@ impl Config {
             num_indirect_probes: 2,
             retransmit_multiplier: 3,
             suspicion_multiplier: 4,
-            remove_down_after: Duration::from_secs(30),
+            remove_down_after: Duration::from_secs(120),
             max_packet_size: 512,
             max_members: 64,
             max_updates_backlog: 64,
@@ -148,7 +157,7 @@ impl Config {
                 num_members: 1,
             }),
             periodic_announce_to_down_members: Some(PeriodicParams {
-                frequency: Duration::from_secs(60),
+                frequency: Duration::from_secs(20),
                 num_members: 1,
             }),
             periodic_gossip: None,

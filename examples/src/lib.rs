@@ -1,0 +1,6 @@
+//! Shared code of the foca examples: the simulator scenarios that the
+//! `simulate` example runs and that `foca-tests` asserts on.
+//!
+//! This crate is in the public domain (CC0-1.0).
+
+pub mod scenario;
