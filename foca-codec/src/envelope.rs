@@ -37,9 +37,17 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+#[cfg(feature = "std")]
+use crc::Table;
 use crc::{CRC_32_ISCSI, Crc};
 
-/// CRC32C (Castagnoli), as in iSCSI and ext4.
+/// CRC32C (Castagnoli), as in iSCSI and ext4. With `std` (servers), a
+/// 16 KiB slicing-by-16 table, several times faster than the 1 KiB
+/// byte-at-a-time table that no_std builds keep to spare flash.
+#[cfg(feature = "std")]
+pub(crate) const CRC32C: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
+/// CRC32C (Castagnoli), as in iSCSI and ext4 (byte-at-a-time table, 1 KiB).
+#[cfg(not(feature = "std"))]
 pub(crate) const CRC32C: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
 
 /// The first two bytes of every datagram.
