@@ -29,10 +29,8 @@
 //!   protection against an attacker: use a sealed mode for that.
 //! - **sealed**: the key id is in the clear, so the receiver picks the key
 //!   directly instead of trying each; everything before the ciphertext, and
-//!   the label, is authenticated as associated data. See [`Keyring`] for
-//!   nonces and rotation.
-//!
-//! [`Keyring`]: crate::Keyring
+//!   the label, is authenticated as associated data. See `Keyring`
+//!   (feature `encryption`) for nonces and rotation.
 
 use alloc::vec::Vec;
 use core::fmt;

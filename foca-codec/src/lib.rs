@@ -1,10 +1,10 @@
 //! # foca-codec: wire formats for foca
 //!
-//! - [`PostcardCodec`] (feature `postcard`, no_std) and [`BincodeCodec`]
+//! - `PostcardCodec` (feature `postcard`, no_std) and `BincodeCodec`
 //!   (feature `bincode`, std): implementations of the core's
 //!   [`Codec`](foca_core::Codec) for any serde identity.
 //! - [`Envelope`]: what every driver wraps each datagram in: magic, version,
-//!   cluster label, and either a CRC32C checksum or, with a [`Keyring`]
+//!   cluster label, and either a CRC32C checksum or, with a `Keyring`
 //!   (feature `encryption`, no_std), authenticated encryption with key ids and
 //!   staged rotation.
 //!
