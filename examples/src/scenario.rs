@@ -302,6 +302,17 @@ impl Run {
         }
     }
 
+    /// Runs until every member sees every other (checked each period) or
+    /// the run ends; returns how many periods that took, then runs out the
+    /// remaining periods.
+    fn converge(&mut self, total: u32, progress: &mut dyn FnMut(u32)) -> Option<f64> {
+        let from = self.periods;
+        self.run_until(total.saturating_sub(self.periods), progress, converged);
+        let took = converged(&self.net).then(|| f64::from(self.periods - from));
+        self.run(total.saturating_sub(self.periods), progress);
+        took
+    }
+
     /// Runs until `done` holds (checked each period) or `max` periods pass.
     fn run_until(&mut self, max: u32, progress: &mut dyn FnMut(u32), done: impl Fn(&Net) -> bool) {
         for _ in 0..max {
@@ -427,12 +438,7 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
                 run.config.suspicion_timeout(n as usize).as_secs_f64() / run.period.as_secs_f64();
             run.run((timeout.ceil() as u32 + 10).min(total / 2), &mut progress);
             run.net.heal();
-            let healed = run.periods;
-            run.run_until(total.saturating_sub(run.periods), &mut progress, converged);
-            if converged(&run.net) {
-                heal_convergence = Some(f64::from(run.periods - healed));
-            }
-            run.run(total.saturating_sub(run.periods), &mut progress);
+            heal_convergence = run.converge(total, &mut progress);
         }
         Scenario::Isolate => {
             run.run(2, &mut progress);
@@ -443,12 +449,7 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
             };
             run.run_until(total / 2, &mut progress, alone);
             run.net.heal();
-            let healed = run.periods;
-            run.run_until(total.saturating_sub(run.periods), &mut progress, converged);
-            if converged(&run.net) {
-                heal_convergence = Some(f64::from(run.periods - healed));
-            }
-            run.run(total.saturating_sub(run.periods), &mut progress);
+            heal_convergence = run.converge(total, &mut progress);
         }
         Scenario::RollingRestart => {
             run.run(2, &mut progress);
@@ -495,15 +496,10 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
                     let _ = ep.join(now, [GenerationalId::seed(seed)]);
                 });
             }
-            let restarted = run.periods;
             tracker = Some(run.net.track("full view", move |ep: &Ep| {
                 ep.foca().num_members() == (n - 1) as usize
             }));
-            run.run_until(total.saturating_sub(run.periods), &mut progress, converged);
-            if converged(&run.net) {
-                heal_convergence = Some(f64::from(run.periods - restarted));
-            }
-            run.run(total.saturating_sub(run.periods), &mut progress);
+            heal_convergence = run.converge(total, &mut progress);
         }
         Scenario::Broadcast => {
             run.run(2, &mut progress);
