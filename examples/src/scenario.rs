@@ -343,7 +343,10 @@ pub fn default_periods(scenario: Scenario, config: &Config, members: u32) -> u32
         Scenario::Join => 60,
         Scenario::Crash => timeout + 2 * (members.ilog2() + 1) + 10,
         Scenario::Loss | Scenario::Slow => 200,
-        Scenario::Partition | Scenario::Isolate => 2 * timeout + 60,
+        Scenario::Partition => 2 * timeout + 60,
+        // The isolated member probes one member per period: it takes about
+        // `members` periods to declare them all down and be alone.
+        Scenario::Isolate => 2 * timeout + 2 * members + 60,
         Scenario::RollingRestart => 80,
         Scenario::MassRestart => 60,
         Scenario::Broadcast => 30,
@@ -447,7 +450,10 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
                 net.endpoint(&subject)
                     .is_some_and(|ep| ep.foca().num_members() == 0)
             };
-            run.run_until(total / 2, &mut progress, alone);
+            let timeout =
+                run.config.suspicion_timeout(n as usize).as_secs_f64() / run.period.as_secs_f64();
+            let heal_budget = 2 * timeout.ceil() as u32 + 40;
+            run.run_until(total.saturating_sub(heal_budget), &mut progress, alone);
             run.net.heal();
             heal_convergence = run.converge(total, &mut progress);
         }

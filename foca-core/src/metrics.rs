@@ -63,6 +63,9 @@ pub struct Metrics {
     pub self_declared_down: u64,
     /// Members this member declared down after their suspicion timed out.
     pub members_declared_down: u64,
+    /// Down verdicts sent straight to the member concerned, because others
+    /// still gossiped it alive at that incarnation (see `TurnUndead`).
+    pub verdicts_resent: u64,
     /// Datagrams received.
     pub datagrams_in: u64,
     /// Datagrams sent.

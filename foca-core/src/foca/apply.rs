@@ -6,8 +6,8 @@ use rand::Rng;
 
 use super::{Foca, Status};
 use crate::{
-    BroadcastHandler, Codec, Error, Identity, Invalidates, Member, Notification, Runtime, State,
-    Timer,
+    BroadcastHandler, Codec, Error, Identity, Invalidates, Member, Message, Notification, Runtime,
+    State, Timer,
 };
 
 impl<T, C, R, B> Foca<T, C, R, B>
@@ -51,6 +51,22 @@ where
         };
         let renamed = if current.id() == news.id() {
             if news.precedence(current) != Ordering::Greater {
+                // Others still see it alive at the incarnation we declared it
+                // down at: it may never have heard our verdict (we were cut
+                // off when we made it). Tell it directly, so it refutes.
+                // At most one per datagram received, so a feed full of such
+                // members cannot set off a storm.
+                if disseminate
+                    && self.verdict_budget > 0
+                    && current.state() == State::Down
+                    && news.is_active()
+                    && news.incarnation() == current.incarnation()
+                {
+                    self.verdict_budget -= 1;
+                    let record = current.clone();
+                    self.metrics.verdicts_resent += 1;
+                    return self.send_records(news.id(), Message::TurnUndead, &[record], runtime);
+                }
                 return Ok(());
             }
             false

@@ -106,6 +106,10 @@ where
     incarnation: Incarnation,
     status: Status,
     connected: bool,
+    /// Lost every live peer since it was last connected.
+    cut_off: bool,
+    /// Down verdicts the datagram being handled may still resend.
+    verdict_budget: u8,
     config: Config,
     rng: R,
     codec: C,
@@ -160,6 +164,8 @@ where
             incarnation: 0,
             status: Status::Running,
             connected: false,
+            cut_off: false,
+            verdict_budget: 0,
             updates: Backlog::new(config.max_updates_backlog),
             broadcasts: Backlog::new(config.max_broadcast_backlog),
             config,
@@ -590,11 +596,44 @@ where
         if connected != self.connected {
             self.chains.rejoin_delay = self.config.rejoin_backoff_min;
         }
+        if self.status == Status::Running && self.connected && !connected {
+            self.cut_off = true;
+        }
+        let reconnected = connected && !self.connected && self.cut_off;
         self.connected = connected;
+        if reconnected {
+            self.cut_off = false;
+            self.tell_the_declared_down(runtime);
+        }
         self.ensure_timers(runtime);
         let backlog = self.updates.len() as u64;
         if backlog > self.metrics.max_updates_backlog {
             self.metrics.max_updates_backlog = backlog;
+        }
+    }
+
+    /// Back from having no live peer: the members we declared down while cut
+    /// off were probably fine, and never heard our verdicts. Tell each one
+    /// (once, now), so it refutes and is back in our view within a round
+    /// trip instead of whenever it happens to talk to us.
+    fn tell_the_declared_down(&mut self, runtime: &mut impl Runtime<T>) {
+        let down: Vec<Member<T>> = self
+            .members
+            .all()
+            .iter()
+            .filter(|m| m.state() == State::Down)
+            .cloned()
+            .collect();
+        for record in down {
+            self.metrics.verdicts_resent += 1;
+            // Encoding a record the codec encoded before cannot fail; if it
+            // does, the usual announce-to-down path still gets there.
+            let _ = self.send_records(
+                record.id(),
+                Message::TurnUndead,
+                core::slice::from_ref(&record),
+                runtime,
+            );
         }
     }
 

@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use rand::Rng;
 
+use super::send::Pool;
 use super::{Foca, Status};
 use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime};
 
@@ -155,8 +156,24 @@ where
 
         // A datagram is proof of life of its sender at that incarnation.
         self.apply_update(Member::alive(src.clone(), src_incarnation), runtime)?;
+        let known = self.members.len();
+        self.verdict_budget = 1;
         for update in updates {
             self.apply_update(update, runtime)?;
+        }
+        self.verdict_budget = 0;
+        // A feed that taught us members we did not know means our view is
+        // far behind (we just joined, or came back after being cut off):
+        // pull another one, from someone else, until feeds stop bringing
+        // news.
+        if message == Message::Feed && self.members.len() > known {
+            self.send_to_random(
+                Pool::Active,
+                1,
+                |m| m.id() != &src,
+                || Message::Announce,
+                runtime,
+            )?;
         }
         for item in broadcasts {
             match self.handler.receive_item(item, Some(&src)) {
