@@ -972,3 +972,84 @@ fn flapping_news_cannot_grow_the_timer_queue_past_its_bound() {
     }
     assert!(pings >= 1);
 }
+
+#[test]
+fn contradicted_verdict_is_resent_once_per_datagram() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::new(id(5), 0, State::Down));
+    apply(&mut f, &mut rt, Member::new(id(6), 0, State::Down));
+    rt.clear();
+    // Member 2 still gossips 5 and 6 alive at the incarnation we declared
+    // them down at.
+    let news = [Member::alive(id(5), 0), Member::alive(id(6), 0)];
+    f.handle_data(&datagram(id(2), 0, Message::Gossip, &news), &mut rt)
+        .unwrap();
+    let m = rt.messages();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].1.message, Message::TurnUndead);
+    assert!(m[0].0 == id(5) || m[0].0 == id(6));
+    assert_eq!(m[0].2, vec![Member::new(m[0].0, 0, State::Down)]);
+    assert_eq!(f.metrics().verdicts_resent, 1);
+    assert_eq!(state_of(&f, 5).unwrap().2, State::Down);
+}
+
+#[test]
+fn back_from_isolation_tells_everyone_it_declared_down() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    // Cut off: both declared down, nobody left.
+    apply(&mut f, &mut rt, Member::new(id(2), 0, State::Down));
+    apply(&mut f, &mut rt, Member::new(id(3), 0, State::Down));
+    assert_eq!(f.connection_state(), ConnectionState::Disconnected);
+    rt.clear();
+    // Someone reaches us again.
+    f.handle_data(&datagram(id(4), 0, Message::Ping(1), &[]), &mut rt)
+        .unwrap();
+    let mut told: Vec<u32> = rt
+        .messages()
+        .into_iter()
+        .filter(|(_, h, _)| h.message == Message::TurnUndead)
+        .map(|(to, _, _)| *to.address())
+        .collect();
+    told.sort();
+    assert_eq!(told, vec![2, 3]);
+    // A first join (never cut off) tells nobody.
+    let (mut g, mut rt2) = (foca(), Rec::default());
+    apply(&mut g, &mut rt2, Member::new(id(2), 0, State::Down));
+    g.handle_data(&datagram(id(4), 0, Message::Ping(1), &[]), &mut rt2)
+        .unwrap();
+    assert!(
+        rt2.messages()
+            .iter()
+            .all(|(_, h, _)| h.message != Message::TurnUndead)
+    );
+}
+
+#[test]
+fn feeds_with_news_are_followed_by_another_announce() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    rt.clear();
+    let feed = [Member::alive(id(5), 0), Member::alive(id(6), 0)];
+    f.handle_data(&datagram(id(2), 0, Message::Feed, &feed), &mut rt)
+        .unwrap();
+    let announces: Vec<_> = rt
+        .messages()
+        .into_iter()
+        .filter(|(_, h, _)| h.message == Message::Announce)
+        .collect();
+    assert_eq!(announces.len(), 1);
+    assert_ne!(announces[0].0, id(2), "another member, not the feeder");
+    // A feed with nothing new ends the chain.
+    rt.clear();
+    f.handle_data(&datagram(id(3), 0, Message::Feed, &feed), &mut rt)
+        .unwrap();
+    assert!(
+        rt.messages()
+            .iter()
+            .all(|(_, h, _)| h.message != Message::Announce)
+    );
+}
