@@ -752,8 +752,9 @@ fn announce_to_any_generation_is_answered_with_a_feed() {
         vec![3, 4, 5, 6],
         "every other active member, not the joiner"
     );
-    // Other messages to a wrong generation are dropped.
-    h.message = Message::Ping(1);
+    // Other messages to a wrong generation are dropped (a ping of an older
+    // one is answered with our current identity only).
+    h.message = Message::Gossip;
     rt.clear();
     f.handle_data(&encode(&h, &[]), &mut rt).unwrap();
     assert!(rt.sent.is_empty());
@@ -1052,4 +1053,32 @@ fn feeds_with_news_are_followed_by_another_announce() {
             .iter()
             .all(|(_, h, _)| h.message != Message::Announce)
     );
+}
+
+#[test]
+fn probe_of_a_former_identity_is_answered_with_the_current_one() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    rt.clear();
+    let old_me = GenerationalId::new(1, 0);
+    let ping = Header {
+        src: id(2),
+        src_incarnation: 0,
+        dst: old_me,
+        message: Message::Ping(3),
+    };
+    f.handle_data(&encode(&ping, &[]), &mut rt).unwrap();
+    assert_eq!(f.metrics().dropped.wrong_destination, 1);
+    let m = rt.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].1.message, Message::Gossip);
+    assert_eq!(m[0].2, vec![Member::alive(me(), 0)]);
+    // A newer identity on our address (not ours to answer for) gets nothing.
+    rt.clear();
+    let newer = Header {
+        dst: GenerationalId::new(1, 9),
+        ..ping
+    };
+    f.handle_data(&encode(&newer, &[]), &mut rt).unwrap();
+    assert!(rt.sent.is_empty());
 }

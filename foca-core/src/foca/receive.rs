@@ -117,6 +117,16 @@ where
         if dst != self.identity && !(dst.addr() == own_addr && message == Message::Announce) {
             self.metrics.dropped.wrong_destination += 1;
             trace_event!(reason = "wrong_destination", "datagram dropped");
+            // A probe of a former identity of ours (we restarted, and the
+            // news missed this sender): answer with who we are now, or it
+            // would declare the old identity down and never learn the new.
+            if dst.addr() == own_addr
+                && self.identity.win_addr_conflict(&dst)
+                && matches!(message, Message::Ping(_) | Message::IndirectPing { .. })
+            {
+                let me = Member::alive(self.identity.clone(), self.incarnation);
+                self.send_records(&src, Message::Gossip, &[me], runtime)?;
+            }
             return Ok(());
         }
         if let Some(known) = self.member(&src.addr()).cloned() {
