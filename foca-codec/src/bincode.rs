@@ -2,7 +2,6 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use core::marker::PhantomData;
 
 mod capped;
 
@@ -19,60 +18,34 @@ type Config = Configuration<LittleEndian, Varint, Limit<BINCODE_VALUE_LIMIT>>;
 
 const CONFIG: Config = bincode::config::standard().with_limit::<BINCODE_VALUE_LIMIT>();
 
-/// Encodes headers and updates with [bincode 2](https://docs.rs/bincode)
-/// (standard configuration: little endian, varint integers), for identities
-/// that are `Serialize + DeserializeOwned`. For users who already speak
-/// bincode; [`PostcardCodec`](crate::PostcardCodec) is the default.
-///
-/// Every value is limited to [`BINCODE_VALUE_LIMIT`] bytes. Decoding never
-/// allocates from a length read off the wire: strings and byte buffers are
-/// read from the input before being copied, and sequences (a `Vec` in the
-/// identity) grow with the elements actually read, so hostile input
-/// allocates at most a small multiple of its own size. (Plain bincode would
-/// allocate a string's claimed length, up to the limit, and preallocate a
-/// sequence's, up to 1 MiB, before reading either.)
-///
-/// ```
-/// use foca_codec::BincodeCodec;
-/// use foca_core::{Codec, GenerationalId, Member, State};
-///
-/// let mut codec = BincodeCodec::<GenerationalId<u32>>::new();
-/// let member = Member::new(GenerationalId::new(7, 1), 3, State::Suspect);
-/// let mut bytes = Vec::new();
-/// codec.encode_member(&member, &mut bytes).unwrap();
-/// let mut input = &bytes[..];
-/// assert_eq!(codec.decode_member(&mut input).unwrap(), member);
-/// ```
-pub struct BincodeCodec<T> {
-    _identity: PhantomData<fn() -> T>,
-}
-
-impl<T> BincodeCodec<T> {
-    /// A bincode codec for identities of type `T`.
-    pub const fn new() -> Self {
-        Self {
-            _identity: PhantomData,
-        }
-    }
-}
-
-impl<T> Default for BincodeCodec<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T> Clone for BincodeCodec<T> {
-    fn clone(&self) -> Self {
-        Self::new()
-    }
-}
-
-impl<T> fmt::Debug for BincodeCodec<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BincodeCodec")
-    }
-}
+crate::serde_codec!(
+    /// Encodes headers and updates with [bincode 2](https://docs.rs/bincode)
+    /// (standard configuration: little endian, varint integers), for identities
+    /// that are `Serialize + DeserializeOwned`. For users who already speak
+    /// bincode; [`PostcardCodec`](crate::PostcardCodec) is the default.
+    ///
+    /// Every value is limited to [`BINCODE_VALUE_LIMIT`] bytes. Decoding never
+    /// allocates from a length read off the wire: strings and byte buffers are
+    /// read from the input before being copied, and sequences (a `Vec` in the
+    /// identity) grow with the elements actually read, so hostile input
+    /// allocates at most a small multiple of its own size. (Plain bincode would
+    /// allocate a string's claimed length, up to the limit, and preallocate a
+    /// sequence's, up to 1 MiB, before reading either.)
+    ///
+    /// ```
+    /// use foca_codec::BincodeCodec;
+    /// use foca_core::{Codec, GenerationalId, Member, State};
+    ///
+    /// let mut codec = BincodeCodec::<GenerationalId<u32>>::new();
+    /// let member = Member::new(GenerationalId::new(7, 1), 3, State::Suspect);
+    /// let mut bytes = Vec::new();
+    /// codec.encode_member(&member, &mut bytes).unwrap();
+    /// let mut input = &bytes[..];
+    /// assert_eq!(codec.decode_member(&mut input).unwrap(), member);
+    /// ```
+    BincodeCodec,
+    "A bincode codec for identities of type `T`."
+);
 
 /// Why bincode failed.
 #[derive(Debug)]

@@ -39,6 +39,48 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+/// Declares a serde codec type: a zero-sized struct generic over the
+/// identity, with `new`, `Default`, `Clone` and `Debug` (the struct's docs
+/// come from the invocation).
+#[cfg(any(feature = "postcard", feature = "bincode"))]
+macro_rules! serde_codec {
+    ($(#[$doc:meta])* $name:ident, $new_doc:literal) => {
+        $(#[$doc])*
+        pub struct $name<T> {
+            _identity: core::marker::PhantomData<fn() -> T>,
+        }
+
+        impl<T> $name<T> {
+            #[doc = $new_doc]
+            pub const fn new() -> Self {
+                Self {
+                    _identity: core::marker::PhantomData,
+                }
+            }
+        }
+
+        impl<T> Default for $name<T> {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                Self::new()
+            }
+        }
+
+        impl<T> core::fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(stringify!($name))
+            }
+        }
+    };
+}
+#[cfg(any(feature = "postcard", feature = "bincode"))]
+pub(crate) use serde_codec;
+
 #[cfg(feature = "bincode")]
 mod bincode;
 pub mod envelope;

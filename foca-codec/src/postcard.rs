@@ -2,62 +2,35 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use core::marker::PhantomData;
 
 use foca_core::{Codec, Header, Member};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Encodes headers and updates with [postcard](https://docs.rs/postcard)
-/// (varint integers, no field names): typically 10–20 bytes per update.
-///
-/// Works for any identity that is `Serialize + DeserializeOwned`. Decoding
-/// never pre-allocates more than the input could hold (postcard ignores a
-/// sequence length larger than the bytes left), so hostile input cannot make
-/// it allocate more than a small multiple of its own size.
-///
-/// ```
-/// use foca_codec::PostcardCodec;
-/// use foca_core::{Codec, GenerationalId, Member};
-///
-/// let mut codec = PostcardCodec::<GenerationalId<u32>>::new();
-/// let member = Member::alive(GenerationalId::new(7, 1), 3);
-/// let mut bytes = Vec::new();
-/// codec.encode_member(&member, &mut bytes).unwrap();
-/// let mut input = &bytes[..];
-/// assert_eq!(codec.decode_member(&mut input).unwrap(), member);
-/// assert!(input.is_empty());
-/// ```
-pub struct PostcardCodec<T> {
-    _identity: PhantomData<fn() -> T>,
-}
-
-impl<T> PostcardCodec<T> {
-    /// A postcard codec for identities of type `T`.
-    pub const fn new() -> Self {
-        Self {
-            _identity: PhantomData,
-        }
-    }
-}
-
-impl<T> Default for PostcardCodec<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T> Clone for PostcardCodec<T> {
-    fn clone(&self) -> Self {
-        Self::new()
-    }
-}
-
-impl<T> fmt::Debug for PostcardCodec<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PostcardCodec")
-    }
-}
+crate::serde_codec!(
+    /// Encodes headers and updates with [postcard](https://docs.rs/postcard)
+    /// (varint integers, no field names): typically 10–20 bytes per update.
+    ///
+    /// Works for any identity that is `Serialize + DeserializeOwned`. Decoding
+    /// never pre-allocates more than the input could hold (postcard ignores a
+    /// sequence length larger than the bytes left), so hostile input cannot make
+    /// it allocate more than a small multiple of its own size.
+    ///
+    /// ```
+    /// use foca_codec::PostcardCodec;
+    /// use foca_core::{Codec, GenerationalId, Member};
+    ///
+    /// let mut codec = PostcardCodec::<GenerationalId<u32>>::new();
+    /// let member = Member::alive(GenerationalId::new(7, 1), 3);
+    /// let mut bytes = Vec::new();
+    /// codec.encode_member(&member, &mut bytes).unwrap();
+    /// let mut input = &bytes[..];
+    /// assert_eq!(codec.decode_member(&mut input).unwrap(), member);
+    /// assert!(input.is_empty());
+    /// ```
+    PostcardCodec,
+    "A postcard codec for identities of type `T`."
+);
 
 /// Why postcard failed: its own error, passed through.
 #[derive(Clone, Debug, PartialEq, Eq)]
