@@ -120,7 +120,7 @@ pub use endpoint::{
     max_pending_timers,
 };
 pub use error::Error;
-pub use foca::{ConnectionState, Foca, MAX_SEEDS};
+pub use foca::{ConnectionState, Foca, MAX_SEEDS, MAX_VERDICTS_RESENT};
 pub use identity::{GenerationalId, Identity};
 pub use member::{Incarnation, Member, State};
 pub use message::{Header, Message, ProbeNumber};

@@ -20,6 +20,11 @@ use crate::{
 use send::Pool;
 use timers::Chains;
 
+/// Most down verdicts resent at once when a member comes back from having
+/// no live peer (a quarter of an `Endpoint`'s transmit queue); the rest are
+/// reached by announce-to-down and contradicted-verdict resends.
+pub const MAX_VERDICTS_RESENT: usize = 1024;
+
 /// Most seeds remembered for recovery; further ones are ignored.
 pub const MAX_SEEDS: usize = 32;
 
@@ -622,6 +627,7 @@ where
             .all()
             .iter()
             .filter(|m| m.state() == State::Down)
+            .take(MAX_VERDICTS_RESENT)
             .cloned()
             .collect();
         for record in down {
