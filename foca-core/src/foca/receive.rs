@@ -168,10 +168,11 @@ where
         self.apply_update(Member::alive(src.clone(), src_incarnation), runtime)?;
         let known = self.members.len();
         self.verdict_budget = 1;
-        for update in updates {
-            self.apply_update(update, runtime)?;
-        }
+        let applied = updates
+            .into_iter()
+            .try_for_each(|update| self.apply_update(update, runtime));
         self.verdict_budget = 0;
+        applied?;
         // A feed that taught us members we did not know means our view is
         // far behind (we just joined, or came back after being cut off):
         // pull another one, from someone else, until feeds stop bringing
