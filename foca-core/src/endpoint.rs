@@ -68,7 +68,7 @@ struct Outputs<'a, T> {
     max_timers: usize,
 }
 
-impl<T> Runtime<T> for Outputs<'_, T> {
+impl<T: PartialEq> Runtime<T> for Outputs<'_, T> {
     fn notify(&mut self, notification: Notification<T>) {
         if self.notifications.len() >= MAX_QUEUED_NOTIFICATIONS {
             self.notifications.pop_front();
@@ -100,6 +100,10 @@ impl<T> Runtime<T> for Outputs<'_, T> {
             return;
         }
         self.timers.schedule(self.now.saturating_add(after), event);
+    }
+
+    fn cancel(&mut self, event: &Timer<T>) {
+        self.timers.cancel(|e| e == event);
     }
 }
 

@@ -22,6 +22,14 @@ pub trait Runtime<T> {
     /// after `after`. Delivering timers late or out of order is tolerated,
     /// but delays the protocol.
     fn submit_after(&mut self, event: Timer<T>, after: Duration);
+
+    /// Withdraws a timer submitted earlier that is no longer needed (an
+    /// acked probe's indirect stage). A hint: a runtime may ignore it, and
+    /// the core ignores the event if it fires anyway. Does nothing by
+    /// default.
+    fn cancel(&mut self, event: &Timer<T>) {
+        let _ = event;
+    }
 }
 
 impl<T, R: Runtime<T> + ?Sized> Runtime<T> for &mut R {
@@ -35,6 +43,10 @@ impl<T, R: Runtime<T> + ?Sized> Runtime<T> for &mut R {
 
     fn submit_after(&mut self, event: Timer<T>, after: Duration) {
         (**self).submit_after(event, after);
+    }
+
+    fn cancel(&mut self, event: &Timer<T>) {
+        (**self).cancel(event);
     }
 }
 

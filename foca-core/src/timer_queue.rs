@@ -113,6 +113,14 @@ impl<E> TimerQueue<E> {
         self.heap.is_empty()
     }
 
+    /// Removes the scheduled events `matches` accepts; returns how many.
+    /// `O(n)`: meant for the few timers one member has pending.
+    pub fn cancel(&mut self, mut matches: impl FnMut(&E) -> bool) -> usize {
+        let before = self.heap.len();
+        self.heap.retain(|s| !matches(&s.event));
+        before - self.heap.len()
+    }
+
     /// Drops every scheduled event.
     pub fn clear(&mut self) {
         self.heap.clear();

@@ -1082,3 +1082,32 @@ fn probe_of_a_former_identity_is_answered_with_the_current_one() {
     f.handle_data(&encode(&newer, &[]), &mut rt).unwrap();
     assert!(rt.sent.is_empty());
 }
+
+#[test]
+fn an_ack_withdraws_the_indirect_probe_timer() {
+    use foca_core::Endpoint;
+    let f = foca();
+    let mut ep = Endpoint::new(f, Duration::ZERO);
+    ep.apply_many(Duration::ZERO, [Member::alive(id(2), 0)])
+        .unwrap();
+    while ep.poll_transmit().is_some() {}
+    // Fire the first probe: a ping, plus the indirect and next-probe timers.
+    let first = ep.next_deadline().unwrap();
+    ep.handle_timeouts(first).unwrap();
+    let ping = std::iter::from_fn(|| ep.poll_transmit())
+        .find(|t| matches!(decode(&t.data).0.message, Message::Ping(_)))
+        .unwrap();
+    let Message::Ping(n) = decode(&ping.data).0.message else {
+        unreachable!()
+    };
+    let pending = ep.pending_timers();
+    ep.handle_datagram(first, &datagram(id(2), 0, Message::Ack(n), &[]))
+        .unwrap();
+    assert_eq!(ep.pending_timers(), pending - 1, "indirect stage withdrawn");
+    // Nothing fires at the probe RTT any more: the next deadline is the
+    // next probe.
+    assert_eq!(
+        ep.next_deadline(),
+        Some(first + Config::simple().probe_period)
+    );
+}

@@ -6,7 +6,7 @@ use rand::Rng;
 
 use super::send::Pool;
 use super::{Foca, Status};
-use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime};
+use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, Timer};
 
 /// A datagram decoded in full; nothing applied yet.
 struct Decoded<'a, T> {
@@ -215,7 +215,7 @@ where
         match message {
             Message::Ping(probe_number) => self.send(&src, Message::Ack(probe_number), runtime),
             Message::Ack(probe_number) => {
-                self.register_ack(&src, probe_number, false);
+                self.register_ack(&src, probe_number, false, runtime);
                 Ok(())
             }
             Message::PingReq {
@@ -266,7 +266,7 @@ where
                 target,
                 probe_number,
             } => {
-                self.register_ack(&target, probe_number, true);
+                self.register_ack(&target, probe_number, true, runtime);
                 Ok(())
             }
             Message::Announce => self.send_feed(&src, runtime),
@@ -279,7 +279,13 @@ where
         }
     }
 
-    fn register_ack(&mut self, from: &T, probe_number: crate::ProbeNumber, forwarded: bool) {
+    fn register_ack(
+        &mut self,
+        from: &T,
+        probe_number: crate::ProbeNumber,
+        forwarded: bool,
+        runtime: &mut impl Runtime<T>,
+    ) {
         let Some(target) = self.probe.target.as_ref() else {
             return;
         };
@@ -289,6 +295,13 @@ where
         self.probe.acked = true;
         if forwarded && self.probe.indirect_sent {
             self.metrics.indirect_successes += 1;
+        }
+        if !self.probe.indirect_done {
+            // Acked in time: the indirect stage has nothing to do.
+            runtime.cancel(&Timer::SendIndirectProbe {
+                probed_id: from.clone(),
+                probe_number,
+            });
         }
     }
 }

@@ -600,7 +600,9 @@ where
         let slot = &mut self.nodes[i];
         if let Some(deadline) = slot.endpoint.next_deadline() {
             let at = deadline.max(now) + slot.slow;
-            if slot.armed.is_none_or(|armed| at < armed) {
+            // Re-armed when the deadline moved either way (a cancelled timer
+            // moves it later); the superseded event is skipped when popped.
+            if slot.armed != Some(at) {
                 slot.armed = Some(at);
                 let life = slot.life;
                 self.push(at, n, life, TIMER, 0);
