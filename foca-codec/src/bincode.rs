@@ -6,7 +6,6 @@ use core::fmt;
 mod capped;
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
-use foca_core::{Codec, Header, Member};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -44,6 +43,7 @@ crate::serde_codec!(
     /// assert_eq!(codec.decode_member(&mut input).unwrap(), member);
     /// ```
     BincodeCodec,
+    BincodeError,
     "A bincode codec for identities of type `T`."
 );
 
@@ -82,24 +82,4 @@ fn decode<V: DeserializeOwned>(input: &mut &[u8]) -> Result<V, BincodeError> {
         .map_err(BincodeError::Decode)?;
     *input = input.get(used..).unwrap_or_default();
     Ok(value)
-}
-
-impl<T: Serialize + DeserializeOwned> Codec<T> for BincodeCodec<T> {
-    type Error = BincodeError;
-
-    fn encode_header(&mut self, header: &Header<T>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
-        encode(header, out)
-    }
-
-    fn decode_header(&mut self, input: &mut &[u8]) -> Result<Header<T>, Self::Error> {
-        decode(input)
-    }
-
-    fn encode_member(&mut self, member: &Member<T>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
-        encode(member, out)
-    }
-
-    fn decode_member(&mut self, input: &mut &[u8]) -> Result<Member<T>, Self::Error> {
-        decode(input)
-    }
 }

@@ -40,11 +40,12 @@ extern crate alloc;
 extern crate std;
 
 /// Declares a serde codec type: a zero-sized struct generic over the
-/// identity, with `new`, `Default`, `Clone` and `Debug` (the struct's docs
-/// come from the invocation).
+/// identity, with `new`, `Default`, `Clone`, `Debug`, and a `Codec` impl
+/// that calls the invoking module's `encode` and `decode` functions (the
+/// struct's docs come from the invocation).
 #[cfg(any(feature = "postcard", feature = "bincode"))]
 macro_rules! serde_codec {
-    ($(#[$doc:meta])* $name:ident, $new_doc:literal) => {
+    ($(#[$doc:meta])* $name:ident, $error:ty, $new_doc:literal) => {
         $(#[$doc])*
         pub struct $name<T> {
             _identity: core::marker::PhantomData<fn() -> T>,
@@ -74,6 +75,37 @@ macro_rules! serde_codec {
         impl<T> core::fmt::Debug for $name<T> {
             fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 f.write_str(stringify!($name))
+            }
+        }
+
+        impl<T> foca_core::Codec<T> for $name<T>
+        where
+            T: serde::Serialize + serde::de::DeserializeOwned,
+        {
+            type Error = $error;
+
+            fn encode_header(
+                &mut self,
+                header: &foca_core::Header<T>,
+                out: &mut alloc::vec::Vec<u8>,
+            ) -> Result<(), Self::Error> {
+                encode(header, out)
+            }
+
+            fn decode_header(&mut self, input: &mut &[u8]) -> Result<foca_core::Header<T>, Self::Error> {
+                decode(input)
+            }
+
+            fn encode_member(
+                &mut self,
+                member: &foca_core::Member<T>,
+                out: &mut alloc::vec::Vec<u8>,
+            ) -> Result<(), Self::Error> {
+                encode(member, out)
+            }
+
+            fn decode_member(&mut self, input: &mut &[u8]) -> Result<foca_core::Member<T>, Self::Error> {
+                decode(input)
             }
         }
     };

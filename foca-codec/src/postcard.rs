@@ -3,7 +3,6 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use foca_core::{Codec, Header, Member};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -29,6 +28,7 @@ crate::serde_codec!(
     /// assert!(input.is_empty());
     /// ```
     PostcardCodec,
+    PostcardError,
     "A postcard codec for identities of type `T`."
 );
 
@@ -68,24 +68,4 @@ fn decode<V: DeserializeOwned>(input: &mut &[u8]) -> Result<V, PostcardError> {
     let (value, rest) = postcard::take_from_bytes(input).map_err(PostcardError)?;
     *input = rest;
     Ok(value)
-}
-
-impl<T: Serialize + DeserializeOwned> Codec<T> for PostcardCodec<T> {
-    type Error = PostcardError;
-
-    fn encode_header(&mut self, header: &Header<T>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
-        encode(header, out)
-    }
-
-    fn decode_header(&mut self, input: &mut &[u8]) -> Result<Header<T>, Self::Error> {
-        decode(input)
-    }
-
-    fn encode_member(&mut self, member: &Member<T>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
-        encode(member, out)
-    }
-
-    fn decode_member(&mut self, input: &mut &[u8]) -> Result<Member<T>, Self::Error> {
-        decode(input)
-    }
 }
