@@ -1,6 +1,6 @@
 //! The member table: expected `O(1)` lookup by address, `O(1)` random choice
 //! of an active member, and randomized round-robin probe order, in at most
-//! `size_of::<Member<T>>() × 1.25 + 8.2` bytes per member.
+//! `size_of::<Member<T>>() × 1.25 + 9.9` bytes per member.
 //!
 //! Layout: one `Vec` of members, partitioned as
 //!
@@ -9,8 +9,9 @@
 //! 0                 cursor                      active                  len
 //! ```
 //!
-//! plus a `hashbrown::HashTable<u32>` of positions, hashed by address with a
-//! seeded foldhash (deterministic for a seed, not guessable by peers). The
+//! plus an index of positions ([`index`]: four bytes a slot, one cache miss
+//! a lookup), hashed by address with a seeded foldhash (deterministic for a
+//! seed, not guessable by peers). The
 //! probe walks the middle region; at the end of a round the active region is
 //! shuffled again (SWIM §4.3: every live member is probed once per round, in
 //! random order). A member that joins is placed at a random position of the
@@ -18,18 +19,19 @@
 //! region without disturbing the round. The table itself is never iterated
 //! through its hash index, so no decision depends on hash order.
 
+mod index;
+
 use alloc::vec::Vec;
 use core::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
-use hashbrown::HashTable;
 use rand::{Rng, RngExt};
 
 use crate::{Identity, Member, State};
 
 pub(crate) struct Members<T: Identity> {
     entries: Vec<Member<T>>,
-    index: HashTable<u32>,
+    index: index::Index,
     hasher: FixedState,
     active: usize,
     cursor: usize,
@@ -37,14 +39,11 @@ pub(crate) struct Members<T: Identity> {
     suspects: usize,
 }
 
-/// Positions are `u32` to keep the index small.
-const HOLE: u32 = u32::MAX;
-
 impl<T: Identity> Members<T> {
     pub(crate) fn new(seed: u64) -> Self {
         Self {
             entries: Vec::new(),
-            index: HashTable::new(),
+            index: index::Index::new(),
             hasher: FixedState::with_seed(seed),
             active: 0,
             cursor: 0,
@@ -75,12 +74,12 @@ impl<T: Identity> Members<T> {
     pub(crate) fn find(&self, addr: &T::Addr) -> Option<usize> {
         let entries = &self.entries;
         self.index
-            .find(self.hash(addr), |&pos| {
+            .find(self.hash(addr), |pos| {
                 entries
                     .get(pos as usize)
                     .is_some_and(|m| m.id().addr() == *addr)
             })
-            .map(|&pos| pos as usize)
+            .map(|pos| pos as usize)
     }
 
     pub(crate) fn get(&self, pos: usize) -> Option<&Member<T>> {
@@ -95,26 +94,23 @@ impl<T: Identity> Members<T> {
         &self.entries
     }
 
-    /// Points the index slot of the member at `from` to `to`.
-    fn repoint(&mut self, addr_hash: u64, from: u32, to: u32) {
-        if let Some(slot) = self.index.find_mut(addr_hash, |&p| p == from) {
-            *slot = to;
-        } else {
-            debug_assert!(false, "member index lost position {from}");
-        }
-    }
-
     fn swap(&mut self, a: usize, b: usize) {
         if a == b {
             return;
         }
         let ha = self.hash(&self.entries[a].id().addr());
         let hb = self.hash(&self.entries[b].id().addr());
-        // Via a hole, so the second lookup cannot find the slot just moved.
-        self.repoint(ha, a as u32, HOLE);
-        self.repoint(hb, b as u32, a as u32);
-        self.repoint(ha, HOLE, b as u32);
+        self.index.swap(ha, a as u32, hb, b as u32);
         self.entries.swap(a, b);
+    }
+
+    /// Rebuilds the index for `room` members (it holds the current ones).
+    fn reindex(&mut self, room: usize) {
+        self.index.reset(room);
+        for pos in 0..self.entries.len() {
+            let hash = self.hash(&self.entries[pos].id().addr());
+            self.index.insert(hash, pos as u32);
+        }
     }
 
     /// Adds a member not in the table yet. Returns its position.
@@ -133,11 +129,11 @@ impl<T: Identity> Members<T> {
             self.suspects += 1;
         }
         self.entries.push(member);
-        let hasher = &self.hasher;
-        let entries = &self.entries;
-        self.index.insert_unique(hash, pos as u32, |&p| {
-            hasher.hash_one(entries[p as usize].id().addr())
-        });
+        if self.index.needs_room_for(self.entries.len()) {
+            self.reindex(self.entries.len());
+        } else {
+            self.index.insert(hash, pos as u32);
+        }
         if active { self.activate(pos, rng) } else { pos }
     }
 
@@ -159,16 +155,7 @@ impl<T: Identity> Members<T> {
             self.entries.swap(i, j);
         }
         self.entries.extend(inactive);
-        self.index.clear();
-        self.index.reserve(self.entries.len(), |_| 0);
-        for pos in 0..self.entries.len() {
-            let hash = self.hash(&self.entries[pos].id().addr());
-            let hasher = &self.hasher;
-            let entries = &self.entries;
-            self.index.insert_unique(hash, pos as u32, |&p| {
-                hasher.hash_one(entries[p as usize].id().addr())
-            });
-        }
+        self.reindex(self.entries.len());
     }
 
     /// Moves the inactive member at `pos` into the not-yet-probed region, at
@@ -225,9 +212,10 @@ impl<T: Identity> Members<T> {
         let last = self.entries.len() - 1;
         self.swap(pos, last);
         let hash = self.hash(&self.entries[last].id().addr());
-        if let Ok(slot) = self.index.find_entry(hash, |&p| p as usize == last) {
-            slot.remove();
-        }
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index.remove(hash, last as u32, |p| {
+            hasher.hash_one(entries[p as usize].id().addr())
+        });
         self.entries.pop()
     }
 
