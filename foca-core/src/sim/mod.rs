@@ -19,18 +19,23 @@
 //! false positives ([`Sim::false_positives`]), how tracked news spreads
 //! ([`Sim::track`]) and view accuracy over time ([`Sim::sample_accuracy`]).
 //!
-//! Cost: one binary heap of events; a member's timers are one heap entry at
-//! a time. Nothing scans all members per event.
+//! Cost: a small heap of datagrams in flight and an indexed heap with one
+//! timer per member ([`queue`]); the per-member state every event checks
+//! sits in a compact array apart from the endpoints, and members are found
+//! by address through a hash map. Nothing scans all members per event.
 
 mod net;
 mod observe;
+mod queue;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cmp::{Ordering, Reverse};
 use core::time::Duration;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
 
 use rand::rngs::Xoshiro128PlusPlus;
 use rand::{Rng, RngExt, SeedableRng};
@@ -40,45 +45,10 @@ use crate::{BroadcastHandler, Codec, Endpoint, Identity, Notification};
 pub use net::{LinkParams, NetStats};
 use observe::Tracker;
 pub use observe::{AccuracySample, Detection, Spread, percentile};
+use queue::{Next, Queue};
 
-/// Marks an event as a timer (no datagram).
-const TIMER: u32 = u32::MAX;
-/// Set in `Event::from` when a slow member's datagram was already delayed.
+/// Set in a datagram's `from` when a slow member already delayed it.
 const LATE: u32 = 1 << 31;
-
-/// One entry of the event queue, kept small (32 bytes): the heap moves
-/// these around on every push and pop. Datagrams wait in a slab.
-#[derive(Clone, Copy)]
-struct Event {
-    /// Virtual time in nanoseconds.
-    at: u64,
-    seq: u64,
-    node: u32,
-    /// The node's life this event belongs to (restarts start a new one).
-    life: u32,
-    /// Index of the datagram in the slab, or [`TIMER`].
-    payload: u32,
-    /// Sender, with [`LATE`] set once a slow receiver delayed it.
-    from: u32,
-}
-
-impl PartialEq for Event {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at && self.seq == other.seq
-    }
-}
-impl Eq for Event {}
-impl PartialOrd for Event {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Event {
-    /// Reversed: the max-heap pops the earliest event, ties in send order.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (Reverse(self.at), Reverse(self.seq)).cmp(&(Reverse(other.at), Reverse(other.seq)))
-    }
-}
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -100,7 +70,7 @@ impl Slab {
             }
             None => {
                 self.items.push(data);
-                u32::try_from(self.items.len() - 1).unwrap_or(TIMER - 1)
+                u32::try_from(self.items.len() - 1).unwrap_or(u32::MAX)
             }
         }
     }
@@ -114,14 +84,20 @@ impl Slab {
     }
 }
 
-struct Node<E> {
-    endpoint: E,
+/// What every event checks about its member, kept apart from the (large)
+/// endpoints so that checking costs one small read.
+#[derive(Clone, Copy)]
+struct Hot {
     up: bool,
     life: u32,
-    /// The deadline of the timer event in the queue, if any.
-    armed: Option<Duration>,
-    paused_until: Duration,
-    slow: Duration,
+    /// Input waits until then (nanoseconds).
+    paused_until: u64,
+    /// Every input is handled this late (nanoseconds).
+    slow: u64,
+}
+
+struct Node<E> {
+    endpoint: E,
     egress_free: Duration,
 }
 
@@ -137,10 +113,10 @@ where
 {
     now: Duration,
     nodes: Vec<Node<Ep<T, C, R, B>>>,
-    index: BTreeMap<T::Addr, u32>,
-    queue: BinaryHeap<Event>,
+    hot: Vec<Hot>,
+    index: HashMap<T::Addr, u32, FixedState>,
+    queue: Queue,
     slab: Slab,
-    seq: u64,
     rng: Xoshiro128PlusPlus,
     link: LinkParams,
     links: BTreeMap<(u32, u32), LinkParams>,
@@ -168,10 +144,11 @@ where
         Self {
             now: Duration::ZERO,
             nodes: Vec::new(),
-            index: BTreeMap::new(),
-            queue: BinaryHeap::new(),
+            hot: Vec::new(),
+            // Never iterated where order matters: a fixed seed is enough.
+            index: HashMap::with_hasher(FixedState::with_seed(0)),
+            queue: Queue::default(),
             slab: Slab::default(),
-            seq: 0,
             rng: Xoshiro128PlusPlus::seed_from_u64(seed),
             link: LinkParams::default(),
             links: BTreeMap::new(),
@@ -240,25 +217,26 @@ where
         let addr = endpoint.foca().identity().addr();
         let node = match self.index.get(&addr) {
             Some(&n) => {
-                let slot = &mut self.nodes[n as usize];
-                slot.endpoint = endpoint;
-                slot.up = true;
-                slot.life += 1;
-                slot.armed = None;
-                slot.paused_until = Duration::ZERO;
-                slot.slow = Duration::ZERO;
+                self.nodes[n as usize].endpoint = endpoint;
+                let hot = &mut self.hot[n as usize];
+                hot.up = true;
+                hot.life += 1;
+                hot.paused_until = 0;
+                hot.slow = 0;
+                self.queue.disarm(n);
                 n
             }
             None => {
                 let n = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
                 self.nodes.push(Node {
                     endpoint,
+                    egress_free: Duration::ZERO,
+                });
+                self.hot.push(Hot {
                     up: true,
                     life: 0,
-                    armed: None,
-                    paused_until: Duration::ZERO,
-                    slow: Duration::ZERO,
-                    egress_free: Duration::ZERO,
+                    paused_until: 0,
+                    slow: 0,
                 });
                 self.index.insert(addr.clone(), n);
                 for t in &mut self.trackers {
@@ -294,12 +272,13 @@ where
     /// Starts measuring how long the others take to declare it down.
     pub fn crash(&mut self, addr: &T::Addr) {
         let Some(n) = self.node_of(addr) else { return };
-        let slot = &mut self.nodes[n as usize];
-        if !slot.up {
+        let hot = &mut self.hot[n as usize];
+        if !hot.up {
             return;
         }
-        slot.up = false;
-        let observers = self.nodes.iter().filter(|s| s.up).count();
+        hot.up = false;
+        self.queue.disarm(n);
+        let observers = self.running();
         self.detections.push(Detection {
             node: n as usize,
             crashed_at: self.now,
@@ -312,21 +291,20 @@ where
 
     /// Whether a member is running.
     pub fn is_up(&self, addr: &T::Addr) -> bool {
-        self.node_of(addr)
-            .is_some_and(|n| self.nodes[n as usize].up)
+        self.node_of(addr).is_some_and(|n| self.hot[n as usize].up)
     }
 
     /// Makes a member handle every input `delay` late (a starved process).
     pub fn set_slow(&mut self, addr: &T::Addr, delay: Duration) {
         if let Some(n) = self.node_of(addr) {
-            self.nodes[n as usize].slow = delay;
+            self.hot[n as usize].slow = nanos(delay);
         }
     }
 
     /// Freezes a member for `duration`: input waits (buffered), timers wait.
     pub fn pause(&mut self, addr: &T::Addr, duration: Duration) {
         if let Some(n) = self.node_of(addr) {
-            self.nodes[n as usize].paused_until = self.now + duration;
+            self.hot[n as usize].paused_until = nanos(self.now + duration);
         }
     }
 
@@ -349,6 +327,7 @@ where
 
     /// Cuts `addr` off from every other member, both ways.
     pub fn isolate(&mut self, addr: &T::Addr) {
+        // Into a set of links: the map's order does not matter.
         let others: Vec<T::Addr> = self.index.keys().filter(|a| *a != addr).cloned().collect();
         self.partition(core::slice::from_ref(addr), &others);
     }
@@ -373,7 +352,7 @@ where
 
     /// How many members are running.
     pub fn running(&self) -> usize {
-        self.nodes.iter().filter(|n| n.up).count()
+        self.hot.iter().filter(|h| h.up).count()
     }
 
     /// Runs `f` on a member's endpoint at the current time (a user command:
@@ -426,7 +405,7 @@ where
             done: None,
         };
         for (i, node) in self.nodes.iter().enumerate() {
-            if node.up && (tracker.check)(&node.endpoint) {
+            if self.hot[i].up && (tracker.check)(&node.endpoint) {
                 tracker.reached[i] = Some(Duration::ZERO);
             }
         }
@@ -452,13 +431,14 @@ where
         let crashed: Vec<T::Addr> = self
             .nodes
             .iter()
-            .filter(|n| !n.up)
-            .map(|n| n.endpoint.foca().identity().addr())
+            .zip(&self.hot)
+            .filter(|(_, h)| !h.up)
+            .map(|(n, _)| n.endpoint.foca().identity().addr())
             .collect();
         let others = self.nodes.len().saturating_sub(1);
         let mut sum = 0.0;
         let mut observers = 0usize;
-        for node in self.nodes.iter().filter(|n| n.up) {
+        for (node, _) in self.nodes.iter().zip(&self.hot).filter(|(_, h)| h.up) {
             let foca = node.endpoint.foca();
             let stale = crashed
                 .iter()
@@ -500,76 +480,72 @@ where
     /// due by then in time order.
     pub fn run_until(&mut self, until: Duration) {
         let limit = nanos(until);
-        while self.queue.peek().is_some_and(|e| e.at <= limit) {
-            let Some(event) = self.queue.pop() else { break };
-            self.now = self.now.max(Duration::from_nanos(event.at));
-            self.handle(event);
+        while let Some(next) = self.queue.pop_due(limit) {
+            match next {
+                Next::Datagram(d) => {
+                    self.now = self.now.max(Duration::from_nanos(d.at));
+                    self.deliver(d);
+                }
+                Next::Timer(n, at) => {
+                    self.now = self.now.max(Duration::from_nanos(at));
+                    self.fire(n);
+                }
+            }
         }
         self.now = self.now.max(until);
     }
 
-    fn push(&mut self, at: Duration, node: u32, life: u32, payload: u32, from: u32) {
-        self.seq += 1;
-        self.queue.push(Event {
-            at: nanos(at),
-            seq: self.seq,
-            node,
-            life,
-            payload,
-            from,
-        });
-    }
-
-    fn handle(&mut self, event: Event) {
-        let n = event.node;
-        let now = self.now;
-        let at = Duration::from_nanos(event.at);
-        let Some(slot) = self.nodes.get_mut(n as usize) else {
+    /// A member's timer is due.
+    fn fire(&mut self, n: u32) {
+        let Some(hot) = self.hot.get(n as usize) else {
             return;
         };
-        if !slot.up || slot.life != event.life {
-            if event.payload != TIMER {
-                self.slab.take(event.payload);
-                self.stats.blocked += 1;
-            }
+        if !hot.up {
             return;
         }
-        if event.payload == TIMER {
-            if slot.armed != Some(at) {
-                return; // superseded by an earlier one
-            }
-            slot.armed = None;
-            if now < slot.paused_until {
-                let until = slot.paused_until;
-                slot.armed = Some(until);
-                self.push(until, n, event.life, TIMER, 0);
-                return;
-            }
-            let _ = slot.endpoint.handle_timeouts(now);
-        } else {
-            if now < slot.paused_until {
-                let until = slot.paused_until;
-                self.push(until, n, event.life, event.payload, event.from);
-                return;
-            }
-            if event.from & LATE == 0 && !slot.slow.is_zero() {
-                let later = now + slot.slow;
-                self.push(later, n, event.life, event.payload, event.from | LATE);
-                return;
-            }
-            let from = event.from & !LATE;
-            let data = self.slab.take(event.payload);
-            // The link may have been cut while the datagram was in flight.
-            if self.blocked.contains(&(from, n)) {
-                self.stats.blocked += 1;
-                return;
-            }
-            self.stats.delivered += 1;
-            // Errors are failures to encode replies: a codec bug that the
-            // member's metrics and the tests surface.
-            let slot = &mut self.nodes[n as usize];
-            let _ = slot.endpoint.handle_datagram(now, &data);
+        let now = nanos(self.now);
+        if now < hot.paused_until {
+            self.queue.arm(n, hot.paused_until);
+            return;
         }
+        let _ = self.nodes[n as usize].endpoint.handle_timeouts(self.now);
+        self.after_event(n);
+    }
+
+    fn deliver(&mut self, d: queue::Datagram) {
+        let n = d.node;
+        let now = nanos(self.now);
+        let Some(&hot) = self.hot.get(n as usize) else {
+            return;
+        };
+        if !hot.up || hot.life != d.life {
+            self.slab.take(d.payload);
+            self.stats.blocked += 1;
+            return;
+        }
+        if now < hot.paused_until {
+            self.queue
+                .push(hot.paused_until, n, d.life, d.payload, d.from);
+            return;
+        }
+        if d.from & LATE == 0 && hot.slow != 0 {
+            let later = now.saturating_add(hot.slow);
+            self.queue.push(later, n, d.life, d.payload, d.from | LATE);
+            return;
+        }
+        let from = d.from & !LATE;
+        let data = self.slab.take(d.payload);
+        // The link may have been cut while the datagram was in flight.
+        if self.blocked.contains(&(from, n)) {
+            self.stats.blocked += 1;
+            return;
+        }
+        self.stats.delivered += 1;
+        // Errors are failures to encode replies: a codec bug that the
+        // member's metrics and the tests surface.
+        let _ = self.nodes[n as usize]
+            .endpoint
+            .handle_datagram(self.now, &data);
         self.after_event(n);
     }
 
@@ -578,7 +554,7 @@ where
     fn after_event(&mut self, n: u32) {
         let i = n as usize;
         let now = self.now;
-        let up = self.nodes[i].up;
+        let up = self.hot[i].up;
         while let Some(note) = self.nodes[i].endpoint.poll_notification() {
             self.observe(n, note);
         }
@@ -597,29 +573,26 @@ where
                 self.check_done(id);
             }
         }
-        let slot = &mut self.nodes[i];
-        if let Some(deadline) = slot.endpoint.next_deadline() {
-            let at = deadline.max(now) + slot.slow;
-            // Re-armed when the deadline moved either way (a cancelled timer
-            // moves it later); the superseded event is skipped when popped.
-            if slot.armed != Some(at) {
-                slot.armed = Some(at);
-                let life = slot.life;
-                self.push(at, n, life, TIMER, 0);
+        if let Some(deadline) = self.nodes[i].endpoint.next_deadline() {
+            let at = nanos(deadline.max(now)).saturating_add(self.hot[i].slow);
+            // Re-armed when the deadline moved either way (a cancelled
+            // timer moves it later).
+            if self.queue.armed(n) != Some(at) {
+                self.queue.arm(n, at);
             }
         }
     }
 
     fn check_done(&mut self, id: usize) {
-        let nodes = &self.nodes;
         let t = &mut self.trackers[id];
         if t.done.is_some() {
             return;
         }
-        let all = nodes
+        let all = self
+            .hot
             .iter()
             .zip(&t.reached)
-            .filter(|(node, _)| node.up)
+            .filter(|(hot, _)| hot.up)
             .all(|(_, r)| r.is_some());
         if all {
             t.done = Some(self.now.saturating_sub(t.started));
@@ -631,7 +604,7 @@ where
             && let Some(subject) = self.node_of(&id.addr())
         {
             let node = &self.nodes[subject as usize];
-            if node.up && node.endpoint.foca().identity() == id {
+            if self.hot[subject as usize].up && node.endpoint.foca().identity() == id {
                 self.false_positives += 1;
             } else if let Some((record, seen)) = self.open_crashes.get_mut(&subject)
                 && seen.insert(observer)
@@ -653,8 +626,8 @@ where
     fn transmit(&mut self, from: u32, to: &T::Addr, data: Vec<u8>) {
         self.stats.sent += 1;
         self.stats.bytes += data.len() as u64;
-        let nanos = u64::try_from(self.now.as_nanos()).unwrap_or(u64::MAX);
-        self.stats.digest = net::fnv(self.stats.digest, &nanos.to_be_bytes());
+        let sent_at = nanos(self.now);
+        self.stats.digest = net::fnv(self.stats.digest, &sent_at.to_be_bytes());
         self.stats.digest = net::fnv(self.stats.digest, &data);
         let Some(to) = self.node_of(to) else {
             self.stats.blocked += 1;
@@ -684,15 +657,15 @@ where
         } else {
             1
         };
-        let life = self.nodes[to as usize].life;
+        let life = self.hot[to as usize].life;
         if copies == 2 {
             let at = depart + params.latency + self.jitter(params.jitter);
             let copy = self.slab.put(data.clone());
-            self.push(at, to, life, copy, from);
+            self.queue.push(nanos(at), to, life, copy, from);
         }
         let at = depart + params.latency + self.jitter(params.jitter);
         let payload = self.slab.put(data);
-        self.push(at, to, life, payload, from);
+        self.queue.push(nanos(at), to, life, payload, from);
     }
 
     fn jitter(&mut self, max: Duration) -> Duration {

@@ -1,0 +1,313 @@
+//! The simulator's event queue: datagrams in flight, and one timer per
+//! member.
+//!
+//! Events come out in `(time, seq)` order, `seq` counting every push and
+//! every arming, so ties go in the order things were sent or armed: the
+//! whole run is a function of the seed.
+//!
+//! A member's timer is one slot, not a heap entry per arming: the
+//! simulator only ever needs a member's next deadline, and when it moves
+//! (a cancelled timer moves it later, a new one earlier) the slot is
+//! updated in place. So no superseded timer ever comes out of the queue,
+//! and the timer heap holds at most one entry per member. Datagrams are few
+//! at any time (those in flight) and sit in a plain binary heap.
+
+use alloc::collections::BinaryHeap;
+use alloc::vec::Vec;
+use core::cmp::{Ordering, Reverse};
+
+/// A datagram on its way, kept small (32 bytes): the heap moves these
+/// around on every push and pop. Its bytes wait in the simulator's slab.
+#[derive(Clone, Copy)]
+pub(super) struct Datagram {
+    /// Delivery time in nanoseconds.
+    pub(super) at: u64,
+    seq: u64,
+    /// Receiver.
+    pub(super) node: u32,
+    /// The receiver's life it was sent to (restarts start a new one).
+    pub(super) life: u32,
+    /// Index of the bytes in the slab.
+    pub(super) payload: u32,
+    /// Sender, with a flag bit the simulator may use.
+    pub(super) from: u32,
+}
+
+impl PartialEq for Datagram {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Datagram {}
+impl PartialOrd for Datagram {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Datagram {
+    /// Reversed: the max-heap pops the earliest, ties in send order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        Reverse((self.at, self.seq)).cmp(&Reverse((other.at, other.seq)))
+    }
+}
+
+/// What comes out of the queue.
+pub(super) enum Next {
+    Datagram(Datagram),
+    /// A member's timer is due: `(node, time in nanoseconds)`.
+    Timer(u32, u64),
+}
+
+#[derive(Default)]
+pub(super) struct Queue {
+    seq: u64,
+    datagrams: BinaryHeap<Datagram>,
+    timers: TimerHeap,
+}
+
+impl Queue {
+    /// Queues a datagram for `node` at `at` (nanoseconds).
+    pub(super) fn push(&mut self, at: u64, node: u32, life: u32, payload: u32, from: u32) {
+        self.seq += 1;
+        self.datagrams.push(Datagram {
+            at,
+            seq: self.seq,
+            node,
+            life,
+            payload,
+            from,
+        });
+    }
+
+    /// Sets `node`'s timer to `at` (nanoseconds), replacing any armed one.
+    pub(super) fn arm(&mut self, node: u32, at: u64) {
+        self.seq += 1;
+        self.timers.set(node, at, self.seq);
+    }
+
+    /// Removes `node`'s timer, if armed.
+    pub(super) fn disarm(&mut self, node: u32) {
+        self.timers.remove(node);
+    }
+
+    /// When `node`'s timer is armed for.
+    pub(super) fn armed(&self, node: u32) -> Option<u64> {
+        self.timers.get(node)
+    }
+
+    /// The earliest event due at `limit` (nanoseconds) or before.
+    pub(super) fn pop_due(&mut self, limit: u64) -> Option<Next> {
+        let d = self.datagrams.peek().map(|d| (d.at, d.seq));
+        let t = self.timers.peek().map(|t| (t.at, t.seq));
+        match (d, t) {
+            (Some(d), Some(t)) if t < d => (t.0 <= limit).then(|| self.pop_timer()).flatten(),
+            (Some(d), _) => (d.0 <= limit)
+                .then(|| self.datagrams.pop().map(Next::Datagram))
+                .flatten(),
+            (None, Some(t)) => (t.0 <= limit).then(|| self.pop_timer()).flatten(),
+            (None, None) => None,
+        }
+    }
+
+    fn pop_timer(&mut self) -> Option<Next> {
+        let top = *self.timers.peek()?;
+        self.timers.remove(top.node);
+        Some(Next::Timer(top.node, top.at))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Armed {
+    at: u64,
+    seq: u64,
+    node: u32,
+}
+
+impl Armed {
+    fn key(&self) -> (u64, u64) {
+        (self.at, self.seq)
+    }
+}
+
+/// Where a node's entry sits in the heap: none.
+const ABSENT: u32 = u32::MAX;
+/// Children per heap node: a shallower heap, each level's children in
+/// about one cache line.
+const ARITY: usize = 4;
+
+/// An indexed 4-ary min-heap of armed timers, one per node at most.
+#[derive(Default)]
+struct TimerHeap {
+    heap: Vec<Armed>,
+    /// Each node's index in `heap`, or [`ABSENT`].
+    pos: Vec<u32>,
+}
+
+impl TimerHeap {
+    fn peek(&self) -> Option<&Armed> {
+        self.heap.first()
+    }
+
+    fn get(&self, node: u32) -> Option<u64> {
+        let i = *self.pos.get(node as usize)?;
+        self.heap.get(i as usize).map(|a| a.at)
+    }
+
+    fn set(&mut self, node: u32, at: u64, seq: u64) {
+        let n = node as usize;
+        if self.pos.len() <= n {
+            self.pos.resize(n + 1, ABSENT);
+        }
+        let entry = Armed { at, seq, node };
+        match self.pos[n] {
+            ABSENT => {
+                self.heap.push(entry);
+                self.sift_up(self.heap.len() - 1);
+            }
+            i => {
+                let i = i as usize;
+                let earlier = entry.key() < self.heap[i].key();
+                self.heap[i] = entry;
+                if earlier {
+                    self.sift_up(i);
+                } else {
+                    self.sift_down(i);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, node: u32) {
+        let Some(slot) = self.pos.get_mut(node as usize) else {
+            return;
+        };
+        let i = core::mem::replace(slot, ABSENT);
+        if i == ABSENT {
+            return;
+        }
+        let i = i as usize;
+        let Some(last) = self.heap.pop() else { return };
+        if i < self.heap.len() {
+            let earlier = last.key() < self.heap[i].key();
+            self.heap[i] = last;
+            if earlier {
+                self.sift_up(i);
+            } else {
+                self.sift_down(i);
+            }
+        }
+    }
+
+    fn place(&mut self, i: usize, entry: Armed) {
+        self.pos[entry.node as usize] = i as u32;
+        self.heap[i] = entry;
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        let entry = self.heap[i];
+        while i > 0 {
+            let parent = (i - 1) / ARITY;
+            if self.heap[parent].key() <= entry.key() {
+                break;
+            }
+            let moved = self.heap[parent];
+            self.place(i, moved);
+            i = parent;
+        }
+        self.place(i, entry);
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let entry = self.heap[i];
+        let len = self.heap.len();
+        loop {
+            let first = i * ARITY + 1;
+            if first >= len {
+                break;
+            }
+            let last = (first + ARITY).min(len);
+            let mut best = first;
+            for c in first + 1..last {
+                if self.heap[c].key() < self.heap[best].key() {
+                    best = c;
+                }
+            }
+            if self.heap[best].key() >= entry.key() {
+                break;
+            }
+            let moved = self.heap[best];
+            self.place(i, moved);
+            i = best;
+        }
+        self.place(i, entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(q: &mut Queue, limit: u64) -> Vec<(char, u32, u64)> {
+        let mut out = Vec::new();
+        while let Some(next) = q.pop_due(limit) {
+            out.push(match next {
+                Next::Datagram(d) => ('d', d.node, d.at),
+                Next::Timer(node, at) => ('t', node, at),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn time_order_ties_in_push_order_one_timer_per_node() {
+        let mut q = Queue::default();
+        q.arm(3, 50);
+        q.push(20, 1, 0, 0, 0);
+        q.arm(2, 20); // after the datagram at the same time
+        q.arm(3, 10); // moves node 3's timer earlier, replacing it
+        q.arm(4, 70);
+        q.arm(4, 90); // and later
+        q.arm(5, 30);
+        q.disarm(5);
+        q.push(5, 7, 0, 0, 0);
+        assert_eq!(q.armed(4), Some(90));
+        assert_eq!(q.armed(5), None);
+        assert_eq!(
+            drain(&mut q, 80),
+            [('d', 7, 5), ('t', 3, 10), ('d', 1, 20), ('t', 2, 20)]
+        );
+        assert_eq!(drain(&mut q, 100), [('t', 4, 90)]);
+        assert!(q.pop_due(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn heap_stays_ordered_under_churn() {
+        let mut q = Queue::default();
+        let mut x: u64 = 12345;
+        let mut model: Vec<Option<u64>> = alloc::vec![None; 64];
+        for round in 0..2000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let node = ((x >> 33) % 64) as u32;
+            let at = round + (x >> 40) % 100;
+            if (x >> 20).is_multiple_of(5) {
+                q.disarm(node);
+                model[node as usize] = None;
+            } else {
+                q.arm(node, at);
+                model[node as usize] = Some(at);
+            }
+        }
+        let mut last = 0;
+        let mut seen = 0;
+        while let Some(Next::Timer(node, at)) = q.pop_due(u64::MAX) {
+            assert!(at >= last);
+            assert_eq!(model[node as usize].take(), Some(at));
+            last = at;
+            seen += 1;
+        }
+        assert!(seen > 0);
+        assert!(model.iter().all(Option::is_none));
+    }
+}
