@@ -304,6 +304,12 @@ impl Envelope {
         self
     }
 
+    /// Changes the largest datagram sealed or accepted, in place (a driver
+    /// follows `Config::max_packet_size` with it).
+    pub fn set_max_datagram(&mut self, max: usize) {
+        self.max_datagram = max;
+    }
+
     /// The largest datagram sealed or accepted.
     pub fn max_datagram(&self) -> usize {
         self.max_datagram

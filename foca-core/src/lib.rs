@@ -121,7 +121,7 @@ pub use endpoint::{
 };
 pub use error::Error;
 pub use foca::{ConnectionState, Foca, MAX_SEEDS, MAX_VERDICTS_RESENT};
-pub use identity::{GenerationalId, Identity};
+pub use identity::{GenerationalId, Identity, SocketIdentity};
 pub use member::{Incarnation, Member, State};
 pub use message::{Header, Message, ProbeNumber};
 pub use metrics::{DropCounts, Metrics};
