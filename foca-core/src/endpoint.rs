@@ -197,6 +197,23 @@ where
         }
     }
 
+    /// Cache hints for the simulator, which runs many endpoints: reads
+    /// (and changes nothing) what this endpoint's next input will most
+    /// likely read, in two stages a few events ahead, so that the reads
+    /// overlap instead of waiting on one another. Stage one reads the
+    /// endpoint itself; stage two, what it points to (see `Foca::warm`).
+    #[cfg(feature = "sim")]
+    pub(crate) fn warm(&self, stage_two: bool, sender: Option<&T::Addr>) {
+        if stage_two {
+            core::hint::black_box(self.timers.next_deadline());
+            self.foca.warm(sender);
+        } else {
+            core::hint::black_box((self.timers.len(), self.transmits.len(), self.now));
+            core::hint::black_box(self.notifications.len());
+            self.foca.warm_self();
+        }
+    }
+
     /// When [`handle_timeouts`](Self::handle_timeouts) next has work.
     pub fn next_deadline(&self) -> Option<Duration> {
         self.timers.next_deadline()

@@ -219,6 +219,12 @@ impl<T: Identity> Members<T> {
         self.entries.pop()
     }
 
+    /// The member the next probe will most likely go to (a cache hint).
+    #[cfg(feature = "sim")]
+    pub(crate) fn peek_probe_target(&self) -> Option<&Member<T>> {
+        self.entries.get(self.cursor)
+    }
+
     /// The next member to probe: round-robin over a random permutation of the
     /// active members, reshuffled at the end of every round.
     pub(crate) fn next_probe_target(&mut self, rng: &mut impl Rng) -> Option<&Member<T>> {

@@ -275,6 +275,38 @@ where
         self.broadcasts.len()
     }
 
+    /// Reads what the next input will most likely read beyond this struct
+    /// (the member table for a datagram from `sender`, or the next probe
+    /// target for a timer; the send buffer; the backlog), so that it is in
+    /// cache by then (see `Endpoint::warm`). Changes nothing.
+    #[cfg(feature = "sim")]
+    pub(crate) fn warm(&self, sender: Option<&T::Addr>) {
+        match sender {
+            Some(addr) => {
+                core::hint::black_box(self.members.find(addr));
+            }
+            None => {
+                core::hint::black_box(self.members.peek_probe_target().map(Member::state));
+            }
+        }
+        core::hint::black_box(self.buf.first());
+        self.updates.warm();
+    }
+
+    /// Reads this struct (every cache line of it), changing nothing (see
+    /// `Endpoint::warm`).
+    #[cfg(feature = "sim")]
+    pub(crate) fn warm_self(&self) {
+        core::hint::black_box(self.metrics);
+        core::hint::black_box(&self.config.max_members);
+        core::hint::black_box((self.config.probe_period, self.config.max_packet_size));
+        core::hint::black_box((self.probe.number, self.status, self.header_size));
+        core::hint::black_box((self.chains.rejoin_delay, self.seeds.len(), self.ids.len()));
+        core::hint::black_box((self.buf.len(), self.scratch.len()));
+        core::hint::black_box((self.updates.len(), self.broadcasts.len()));
+        core::hint::black_box(self.members.len());
+    }
+
     /// Heap bytes held by the member table and its lookup index.
     pub fn member_table_heap_bytes(&self) -> usize {
         self.members.heap_bytes()

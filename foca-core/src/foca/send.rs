@@ -154,6 +154,8 @@ where
         payload: Payload<'_, T>,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
+        // Cleared here rather than after sending: what stays in it is
+        // harmless, and lets the simulator's cache hint read it.
         let mut buf = core::mem::take(&mut self.buf);
         buf.clear();
         let header = Header {

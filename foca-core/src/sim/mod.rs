@@ -114,6 +114,8 @@ where
     now: Duration,
     nodes: Vec<Node<Ep<T, C, R, B>>>,
     hot: Vec<Hot>,
+    /// Each member's address, by node (as added).
+    addrs: Vec<T::Addr>,
     index: HashMap<T::Addr, u32, FixedState>,
     queue: Queue,
     slab: Slab,
@@ -145,6 +147,7 @@ where
             now: Duration::ZERO,
             nodes: Vec::new(),
             hot: Vec::new(),
+            addrs: Vec::new(),
             // Never iterated where order matters: a fixed seed is enough.
             index: HashMap::with_hasher(FixedState::with_seed(0)),
             queue: Queue::default(),
@@ -232,6 +235,7 @@ where
                     endpoint,
                     egress_free: Duration::ZERO,
                 });
+                self.addrs.push(addr.clone());
                 self.hot.push(Hot {
                     up: true,
                     life: 0,
@@ -481,6 +485,7 @@ where
     pub fn run_until(&mut self, until: Duration) {
         let limit = nanos(until);
         while let Some(next) = self.queue.pop_due(limit) {
+            self.warm();
             match next {
                 Next::Datagram(d) => {
                     self.now = self.now.max(Duration::from_nanos(d.at));
@@ -493,6 +498,23 @@ where
             }
         }
         self.now = self.now.max(until);
+    }
+
+    /// Brings what the next events will read into cache while this one
+    /// runs: the endpoint two events ahead, and what the next one's
+    /// endpoint points to. A hint only: it reads, and changes nothing.
+    fn warm(&self) {
+        if let Some((n, _)) = self.queue.peek_second()
+            && let Some(node) = self.nodes.get(n as usize)
+        {
+            node.endpoint.warm(false, None);
+        }
+        if let Some((n, from)) = self.queue.peek() {
+            let sender = from.and_then(|f| self.addrs.get((f & !LATE) as usize));
+            if let Some(node) = self.nodes.get(n as usize) {
+                node.endpoint.warm(true, sender);
+            }
+        }
     }
 
     /// A member's timer is due.

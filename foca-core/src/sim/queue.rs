@@ -51,6 +51,9 @@ impl Ord for Datagram {
     }
 }
 
+/// Whose event it is: the node, and for a datagram its sender.
+pub(super) type Whose = (u32, Option<u32>);
+
 /// What comes out of the queue.
 pub(super) enum Next {
     Datagram(Datagram),
@@ -109,6 +112,53 @@ impl Queue {
         }
     }
 
+    /// The node (and for a datagram, the sender) of the next event.
+    pub(super) fn peek(&self) -> Option<Whose> {
+        let d = self.datagrams.peek();
+        let t = self.timers.peek();
+        match (d, t) {
+            (Some(d), Some(t)) if (t.at, t.seq) < (d.at, d.seq) => Some((t.node, None)),
+            (Some(d), _) => Some((d.node, Some(d.from))),
+            (None, Some(t)) => Some((t.node, None)),
+            (None, None) => None,
+        }
+    }
+
+    /// Like [`Queue::peek`], for the event after that one (as things
+    /// stand: arming and sending may change it).
+    pub(super) fn peek_second(&self) -> Option<Whose> {
+        let d = self.datagrams.as_slice();
+        let t = &self.timers.heap;
+        let timer_first = match (d.first(), t.first()) {
+            (Some(d), Some(t)) => (t.at, t.seq) < (d.at, d.seq),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        // The second is the other heap's top or a child of this one's.
+        let mut best: Option<((u64, u64), Whose)> = None;
+        let mut offer = |key: (u64, u64), what: Whose| {
+            if best.is_none_or(|(k, _)| key < k) {
+                best = Some((key, what));
+            }
+        };
+        if timer_first {
+            for a in t.iter().skip(1).take(ARITY) {
+                offer((a.at, a.seq), (a.node, None));
+            }
+            if let Some(d) = d.first() {
+                offer((d.at, d.seq), (d.node, Some(d.from)));
+            }
+        } else {
+            for d in d.iter().skip(1).take(2) {
+                offer((d.at, d.seq), (d.node, Some(d.from)));
+            }
+            if let Some(a) = t.first() {
+                offer((a.at, a.seq), (a.node, None));
+            }
+        }
+        best.map(|(_, what)| what)
+    }
+
     fn pop_timer(&mut self) -> Option<Next> {
         let top = *self.timers.peek()?;
         self.timers.remove(top.node);
@@ -117,7 +167,7 @@ impl Queue {
 }
 
 #[derive(Clone, Copy)]
-struct Armed {
+pub(super) struct Armed {
     at: u64,
     seq: u64,
     node: u32,
@@ -138,7 +188,7 @@ const ARITY: usize = 4;
 /// An indexed 4-ary min-heap of armed timers, one per node at most.
 #[derive(Default)]
 struct TimerHeap {
-    heap: Vec<Armed>,
+    pub(super) heap: Vec<Armed>,
     /// Each node's index in `heap`, or [`ABSENT`].
     pos: Vec<u32>,
 }
