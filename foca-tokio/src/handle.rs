@@ -151,7 +151,8 @@ pub struct AgentMetrics {
     pub recv_errors: u64,
     /// Send errors survived (unreachable network, refused, ...).
     pub send_errors: u64,
-    /// Datagrams dropped because the socket's send buffer was full.
+    /// Datagrams dropped because the socket's send buffer stayed full
+    /// while more than 1,024 others waited.
     pub send_buffer_full: u64,
     /// Datagrams the envelope could not seal (too large for the limit).
     pub seal_errors: u64,

@@ -1,6 +1,7 @@
 //! The agent task: one loop over the socket, the next deadline and the
 //! commands, around the core's [`Endpoint`].
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,9 @@ const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(500);
 /// How often host-name seeds are resolved again while this member is
 /// alone.
 const RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Most sealed datagrams waiting for the socket to become writable; past
+/// it the oldest is dropped and counted (`send_buffer_full`).
+const MAX_OUTBOX: usize = 1024;
 
 /// Sets the envelope's datagram limit to what the config produces.
 pub(crate) fn fit_envelope(envelope: &mut Envelope, config: &Config) -> Result<(), AgentError> {
@@ -59,6 +63,8 @@ pub(crate) struct Agent<T: SocketIdentity, C: Codec<T>, B: BroadcastHandler<T>> 
     /// Receive buffer: one byte more than the limit, to see oversized ones.
     buf: Vec<u8>,
     sealed: Vec<u8>,
+    /// Sealed datagrams waiting for the socket to become writable.
+    outbox: VecDeque<(Vec<u8>, SocketAddr)>,
     /// A leave waiting for its linger to end.
     linger: Option<(Instant, Reply<()>)>,
     /// Member states changed since the last snapshot.
@@ -107,6 +113,7 @@ where
             metrics: AgentMetrics::default(),
             buf,
             sealed: Vec::new(),
+            outbox: VecDeque::new(),
             linger: None,
             dirty: false,
             changed: true,
@@ -135,6 +142,12 @@ where
                 },
                 Some((addrs, failures)) = self.resolved_rx.recv() => self.resolved(addrs, failures),
                 received = self.socket.recv_from(&mut self.buf) => self.received(received),
+                ready = self.socket.writable(), if !self.outbox.is_empty() => {
+                    if let Err(e) = ready {
+                        self.metrics.send_errors += 1;
+                        debug!(error = %e, "socket not writable");
+                    }
+                }
                 () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                     self.wake();
                 }
@@ -406,26 +419,25 @@ where
 
     /// Sends what the endpoint queued, publishes what it noticed.
     fn flush(&mut self) {
+        self.send_queued();
         while let Some(t) = self.endpoint.poll_transmit() {
             if let Err(e) = self.envelope.seal(&t.data, &mut self.sealed) {
                 self.metrics.seal_errors += 1;
                 debug!(error = %e, "seal");
                 continue;
             }
-            match self.socket.try_send_to(&self.sealed, t.to.socket_addr()) {
-                Ok(n) => {
-                    self.metrics.datagrams_sent += 1;
-                    self.metrics.bytes_sent += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // UDP is best effort: a full send buffer loses this one.
-                    self.metrics.send_buffer_full += 1;
-                }
-                Err(e) => {
-                    self.metrics.send_errors += 1;
-                    debug!(error = %e, to = ?t.to, "send error");
-                }
+            let to = t.to.socket_addr();
+            if self.outbox.is_empty() && self.try_send(to) {
+                continue;
             }
+            // The socket is not writable yet (a full send buffer, or a
+            // socket the reactor has not reported ready): wait for it, up
+            // to a bound.
+            if self.outbox.len() >= MAX_OUTBOX {
+                self.outbox.pop_front();
+                self.metrics.send_buffer_full += 1;
+            }
+            self.outbox.push_back((self.sealed.clone(), to));
         }
         while let Some(n) = self.endpoint.poll_notification() {
             self.notification(&n);
@@ -435,6 +447,35 @@ where
         let accepted: Vec<_> = tap.accepted.drain(..).collect();
         for (item, from) in accepted {
             self.emit(Event::Broadcast { item, from });
+        }
+    }
+
+    /// Sends `self.sealed` to `to`; false if the socket would block.
+    fn try_send(&mut self, to: SocketAddr) -> bool {
+        match self.socket.try_send_to(&self.sealed, to) {
+            Ok(n) => {
+                self.metrics.datagrams_sent += 1;
+                self.metrics.bytes_sent += n as u64;
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => {
+                self.metrics.send_errors += 1;
+                debug!(error = %e, %to, "send error");
+                true
+            }
+        }
+    }
+
+    /// Sends what waited for the socket to become writable.
+    fn send_queued(&mut self) {
+        while let Some((data, to)) = self.outbox.pop_front() {
+            self.sealed = data;
+            if !self.try_send(to) {
+                self.outbox
+                    .push_front((core::mem::take(&mut self.sealed), to));
+                return;
+            }
         }
     }
 

@@ -141,6 +141,28 @@ async fn twenty_agents_join_fail_leave_and_restart() {
     }
 }
 
+/// The first announce goes out at once (a socket the reactor has not yet
+/// reported writable must not lose it): joining takes a round trip, not a
+/// retry after the 500 ms rejoin backoff.
+#[tokio::test(start_paused = true)]
+async fn joining_takes_one_round_trip() {
+    let a = start(any_port(), 1, None, 4).await;
+    let b = start(any_port(), 1, Some(a.local_addr()), 4).await;
+    let joined = timeout(
+        Duration::from_millis(100),
+        b.wait_for(|s| s.members.len() == 1),
+    )
+    .await;
+    assert!(
+        joined.is_ok(),
+        "b did not join within 100 ms: {:?}",
+        b.metrics().await
+    );
+    for h in [&a, &b] {
+        h.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn hostile_datagrams_are_dropped_and_counted() {
     let a = start(any_port(), 1, None, 4).await;
