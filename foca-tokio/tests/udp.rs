@@ -376,3 +376,26 @@ async fn invalid_config_and_calls_are_refused_with_reasons() {
     ));
     a.shutdown().await.unwrap();
 }
+
+/// Announcing to a port nobody listens on draws ICMP port-unreachable
+/// replies; whatever the OS reports of them, the agent keeps working.
+#[tokio::test(start_paused = true)]
+async fn unreachable_seeds_are_survived() {
+    let dead = UdpSocket::bind(any_port()).await.unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let a = start(any_port(), 1, Some(dead_addr), 4).await;
+    // Several rejoin attempts, each answered by ICMP.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let m = a.metrics().await.unwrap();
+    assert!(m.datagrams_sent >= 3, "{m:?}");
+    eprintln!(
+        "recv_errors={} send_errors={}",
+        m.recv_errors, m.send_errors
+    );
+    let b = start(any_port(), 1, Some(a.local_addr()), 4).await;
+    wait_all(&[&a, &b], "join after errors", |s| s.members.len() == 1).await;
+    for h in [&a, &b] {
+        h.shutdown().await.unwrap();
+    }
+}
