@@ -219,6 +219,13 @@ impl<T: Identity> Members<T> {
         self.entries.pop()
     }
 
+    /// Reads the index slot where a lookup of `addr` starts (a cache hint
+    /// for the simulator).
+    #[cfg(feature = "sim")]
+    pub(crate) fn warm_index(&self, addr: &T::Addr) {
+        self.index.warm(self.hash(addr));
+    }
+
     /// The member the next probe will most likely go to (a cache hint).
     #[cfg(feature = "sim")]
     pub(crate) fn peek_probe_target(&self) -> Option<&Member<T>> {

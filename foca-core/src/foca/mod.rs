@@ -293,6 +293,17 @@ where
         self.updates.warm();
     }
 
+    /// Reads what looking `addr` up reads: stage 1 its index slot, stage 2
+    /// the whole lookup (see `Endpoint::warm`). Changes nothing.
+    #[cfg(feature = "sim")]
+    pub(crate) fn warm_lookup(&self, stage: u8, addr: &T::Addr) {
+        if stage == 1 {
+            self.members.warm_index(addr);
+        } else {
+            core::hint::black_box(self.members.find(addr));
+        }
+    }
+
     /// Reads this struct (every cache line of it), changing nothing (see
     /// `Endpoint::warm`).
     #[cfg(feature = "sim")]
@@ -420,6 +431,9 @@ where
         let mut batch = hashbrown::HashSet::with_hasher(foldhash::fast::FixedState::with_seed(0));
         let mut rest = Vec::new();
         let room = self.config.max_members.saturating_sub(self.members.len());
+        // Sized once: growing it step by step rehashed it again and again.
+        let members: Vec<Member<T>> = members.into_iter().collect();
+        batch.reserve(members.len().min(room));
         for member in members {
             let addr = member.id().addr();
             if member.state() == State::Alive

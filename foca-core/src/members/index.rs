@@ -120,6 +120,14 @@ impl Index {
         }
     }
 
+    /// Reads the home slot of `hash` (a cache hint for the simulator).
+    #[cfg(feature = "sim")]
+    pub(super) fn warm(&self, hash: u64) {
+        if self.len > 0 {
+            core::hint::black_box(self.slots.get(self.home(hash)));
+        }
+    }
+
     /// The slot holding position `pos` of an entry hashed `hash`.
     fn slot_of(&self, hash: u64, pos: u32) -> Option<usize> {
         if self.len == 0 {
