@@ -222,6 +222,8 @@ where
         });
         let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
         let (events, _) = broadcast::channel(self.event_capacity);
+        // The task holds the only strong sender: subscriptions end with it.
+        let weak_events = events.downgrade();
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
         let mut agent = Agent::new(
             endpoint,
@@ -231,14 +233,14 @@ where
             self.seeds,
             commands_rx,
             snapshot_tx,
-            events.clone(),
+            events,
         );
         agent.join()?;
         tokio::spawn(agent.run().instrument(span));
         Ok(Handle {
             commands: commands_tx,
             snapshot: snapshot_rx,
-            events,
+            events: weak_events,
             local_addr,
         })
     }

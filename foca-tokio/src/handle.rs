@@ -82,6 +82,8 @@ pub enum AgentError {
     /// The envelope has no keyring: build it with `Envelope::encrypted`.
     #[cfg(feature = "encryption")]
     NotEncrypted,
+    /// `rejoin` needs seeds: give them to the builder, or use `announce`.
+    NoSeeds,
     /// The agent has stopped (shut down, or every handle was dropped).
     Stopped,
 }
@@ -103,6 +105,9 @@ impl fmt::Display for AgentError {
             #[cfg(feature = "encryption")]
             AgentError::NotEncrypted => f.write_str(
                 "the envelope has no keyring: build the agent with Envelope::encrypted to use keys",
+            ),
+            AgentError::NoSeeds => f.write_str(
+                "this agent has no seeds to rejoin through: give Builder::seeds, or call announce with an address",
             ),
             AgentError::Stopped => f.write_str("the agent has stopped"),
         }
@@ -199,7 +204,8 @@ pub(crate) enum KeyCommand {
 pub struct Handle<T> {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) snapshot: watch::Receiver<Arc<Snapshot<T>>>,
-    pub(crate) events: broadcast::Sender<Event<T>>,
+    /// Weak, so that subscriptions end when the agent stops.
+    pub(crate) events: broadcast::WeakSender<Event<T>>,
     pub(crate) local_addr: SocketAddr,
 }
 
@@ -284,9 +290,12 @@ impl<T: Clone + Send + 'static> Handle<T> {
     /// subscriber sees every event; one that falls more than the event
     /// capacity behind is told how many it missed ([`Lagged`]).
     pub fn subscribe(&self) -> Subscription<T> {
-        Subscription {
-            rx: self.events.subscribe(),
-        }
+        let rx = match self.events.upgrade() {
+            Some(tx) => tx.subscribe(),
+            // Stopped: a subscription that ends at once.
+            None => broadcast::channel(1).1,
+        };
+        Subscription { rx }
     }
 
     /// Announces this member to `addr` (a seed, or any member): it answers
@@ -296,7 +305,8 @@ impl<T: Clone + Send + 'static> Handle<T> {
     }
 
     /// Announces to every seed again (resolving host names anew). After a
-    /// leave, this rejoins.
+    /// leave, this rejoins. Fails with [`AgentError::NoSeeds`] when the
+    /// agent was built without seeds.
     pub async fn rejoin(&self) -> Result<(), AgentError> {
         self.ask(Command::Join).await
     }

@@ -152,6 +152,10 @@ where
                     self.wake();
                 }
             }
+            // A steady stream of datagrams must not starve the timers.
+            if self.next_wake().is_some_and(|w| w <= Instant::now()) {
+                self.wake();
+            }
             self.flush();
             self.publish();
         };
@@ -240,7 +244,11 @@ where
                 let _ = reply.send(r.map_err(Into::into));
             }
             Command::Join(reply) => {
-                let r = self.join();
+                let r = if self.seeds.is_empty() {
+                    Err(AgentError::NoSeeds)
+                } else {
+                    self.join()
+                };
                 let _ = reply.send(r);
             }
             Command::AddBroadcast(item, reply) => {

@@ -399,3 +399,28 @@ async fn unreachable_seeds_are_survived() {
         h.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn leave_then_rejoin_and_subscriptions_end_with_the_agent() {
+    let a = start(any_port(), 1, None, 4).await;
+    let b = start(any_port(), 1, Some(a.local_addr()), 4).await;
+    wait_all(&[&a, &b], "join", |s| s.members.len() == 1).await;
+    let err = a.rejoin().await.unwrap_err();
+    assert!(matches!(err, foca_tokio::AgentError::NoSeeds), "{err}");
+
+    b.leave(Duration::from_millis(500)).await.unwrap();
+    wait_all(&[&a], "leave", |s| s.members.is_empty()).await;
+    b.rejoin().await.unwrap();
+    wait_all(&[&a, &b], "rejoin", |s| s.members.len() == 1).await;
+    assert_eq!(b.snapshot().state, ConnectionState::Connected);
+
+    let mut sub = b.subscribe();
+    b.shutdown().await.unwrap();
+    let end = timeout(Duration::from_secs(1), async {
+        while sub.recv().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the subscription did not end with the agent");
+    assert!(b.subscribe().recv().await.is_none());
+    a.shutdown().await.unwrap();
+}
