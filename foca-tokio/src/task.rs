@@ -331,17 +331,25 @@ where
         Ok(())
     }
 
-    /// Announces to every address seed, and resolves the host names.
-    pub(crate) fn join(&mut self) -> Result<(), AgentError> {
-        let addrs: Vec<SocketAddr> = self
-            .seeds
+    /// The seeds given as addresses.
+    fn seed_addrs(&self) -> Vec<SocketAddr> {
+        self.seeds
             .iter()
             .filter_map(|s| match s {
                 Seed::Addr(a) => Some(*a),
                 Seed::Host(_) => None,
             })
-            .collect();
-        if self.seeds.iter().any(|s| matches!(s, Seed::Host(_))) {
+            .collect()
+    }
+
+    fn has_host_seeds(&self) -> bool {
+        self.seeds.iter().any(|s| matches!(s, Seed::Host(_)))
+    }
+
+    /// Announces to every address seed, and resolves the host names.
+    pub(crate) fn join(&mut self) -> Result<(), AgentError> {
+        let addrs = self.seed_addrs();
+        if self.has_host_seeds() {
             self.next_resolve = Some(Instant::now());
         }
         self.join_addrs(addrs)
@@ -405,14 +413,7 @@ where
             ConnectionState::Disconnected => Some(Instant::now() + RESOLVE_INTERVAL),
             _ => None,
         };
-        let mut all: Vec<SocketAddr> = self
-            .seeds
-            .iter()
-            .filter_map(|s| match s {
-                Seed::Addr(a) => Some(*a),
-                Seed::Host(_) => None,
-            })
-            .collect();
+        let mut all = self.seed_addrs();
         all.extend(addrs);
         if matches!(
             self.endpoint.foca().connection_state(),
@@ -500,7 +501,7 @@ where
             }
             Notification::Idle => {
                 warn!("no live peer left; retrying seeds");
-                if self.seeds.iter().any(|s| matches!(s, Seed::Host(_))) {
+                if self.has_host_seeds() {
                     self.next_resolve = Some(Instant::now());
                 }
             }
