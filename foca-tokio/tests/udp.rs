@@ -424,3 +424,83 @@ async fn leave_then_rejoin_and_subscriptions_end_with_the_agent() {
     assert!(b.subscribe().recv().await.is_none());
     a.shutdown().await.unwrap();
 }
+
+/// Sealed clusters: members with the key join; keys rotate with no
+/// rejections; a member without the key is refused and counted.
+#[cfg(feature = "encryption")]
+#[tokio::test(start_paused = true)]
+async fn encrypted_agents_rotate_keys_and_refuse_strangers() {
+    use foca_codec::{Cipher, Key, Keyring};
+
+    let key1 = [7u8; 32];
+    let key2 = [9u8; 32];
+    let mut rng = rand::rng();
+    let mut agents = Vec::new();
+    let mut seed = None;
+    for _ in 0..3 {
+        let socket = UdpSocket::bind(any_port()).await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let ring = Keyring::new(1, Key::new(Cipher::ChaCha20Poly1305, key1), &mut rng);
+        let h = Builder::new(
+            GenerationalId::new(addr, 1),
+            Config::new_lan(4),
+            PostcardCodec::new(),
+        )
+        .envelope(Envelope::encrypted(b"sealed", ring))
+        .seeds(seed)
+        .spawn(socket)
+        .unwrap();
+        seed.get_or_insert(addr);
+        agents.push(h);
+    }
+    let all: Vec<&Handle<Id>> = agents.iter().collect();
+    wait_all(&all, "join", |s| s.members.len() == 2).await;
+
+    // Rotation: everyone learns key 2, then seals with it, then drops key 1.
+    for h in &agents {
+        h.add_key(2, Key::new(Cipher::XChaCha20Poly1305, key2))
+            .await
+            .unwrap();
+    }
+    for h in &agents {
+        h.use_key(2).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for h in &agents {
+        h.remove_key(1).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for h in &agents {
+        let m = h.metrics().await.unwrap();
+        assert_eq!(m.rejections.total(), 0, "{:?}", m.rejections);
+        assert_eq!(h.members().len(), 2);
+    }
+    let err = agents[0].remove_key(2).await.unwrap_err();
+    assert!(err.to_string().contains('2'), "{err}");
+
+    // A plain member with the right label cannot get in.
+    let socket = UdpSocket::bind(any_port()).await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let stranger = Builder::new(
+        GenerationalId::new(addr, 1),
+        Config::new_lan(4),
+        PostcardCodec::new(),
+    )
+    .envelope(Envelope::new(b"sealed"))
+    .seeds(seed)
+    .spawn(socket)
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(stranger.members().is_empty());
+    let refused = agents[0]
+        .metrics()
+        .await
+        .unwrap()
+        .rejections
+        .plaintext_refused;
+    assert!(refused > 0);
+    assert_eq!(agents[0].members().len(), 2);
+    for h in agents.iter().chain([&stranger]) {
+        h.shutdown().await.unwrap();
+    }
+}
