@@ -37,6 +37,8 @@ pub(crate) struct Members<T: Identity> {
     cursor: usize,
     /// How many members are `Suspect` (lets senders skip a lookup).
     suspects: usize,
+    /// Bumped by every change to a record (insert, update, remove).
+    version: u64,
 }
 
 impl<T: Identity> Members<T> {
@@ -48,7 +50,13 @@ impl<T: Identity> Members<T> {
             active: 0,
             cursor: 0,
             suspects: 0,
+            version: 0,
         }
+    }
+
+    /// Changes whenever a record is inserted, updated or removed.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     fn hash(&self, addr: &T::Addr) -> u64 {
@@ -116,6 +124,7 @@ impl<T: Identity> Members<T> {
     /// Adds a member not in the table yet. Returns its position.
     pub(crate) fn insert(&mut self, member: Member<T>, rng: &mut impl Rng) -> usize {
         debug_assert!(self.find(&member.id().addr()).is_none());
+        self.version = self.version.wrapping_add(1);
         if self.entries.len() == self.entries.capacity() {
             // Grow by a quarter, not double: the table is the bulk of a
             // member's memory and must stay within its per-member budget.
@@ -146,6 +155,7 @@ impl<T: Identity> Members<T> {
         if new.is_empty() {
             return;
         }
+        self.version = self.version.wrapping_add(1);
         let inactive = self.entries.split_off(self.active);
         self.entries.reserve_exact(new.len() + inactive.len());
         self.entries.extend(new);
@@ -187,6 +197,7 @@ impl<T: Identity> Members<T> {
     /// Replaces the member at `pos` (same address), moving it between the
     /// regions as its state requires. Returns its new position.
     pub(crate) fn update(&mut self, pos: usize, member: Member<T>, rng: &mut impl Rng) -> usize {
+        self.version = self.version.wrapping_add(1);
         let was_active = pos < self.active;
         let is_active = member.is_active();
         if self.entries[pos].state() == State::Suspect {
@@ -209,6 +220,7 @@ impl<T: Identity> Members<T> {
         if pos < self.active || pos >= self.entries.len() {
             return None;
         }
+        self.version = self.version.wrapping_add(1);
         let last = self.entries.len() - 1;
         self.swap(pos, last);
         let hash = self.hash(&self.entries[last].id().addr());

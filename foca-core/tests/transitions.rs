@@ -1111,3 +1111,21 @@ fn an_ack_withdraws_the_indirect_probe_timer() {
         Some(first + Config::simple().probe_period)
     );
 }
+
+#[test]
+fn membership_version_moves_with_the_table_only() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    let v0 = f.membership_version();
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    let v1 = f.membership_version();
+    assert_ne!(v0, v1, "an insert changes the version");
+    // Old news changes nothing, so neither does the version.
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    assert_eq!(f.membership_version(), v1);
+    apply(&mut f, &mut rt, Member::new(id(2), 0, State::Suspect));
+    assert_ne!(
+        f.membership_version(),
+        v1,
+        "a suspicion changes the version"
+    );
+}

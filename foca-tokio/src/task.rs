@@ -67,8 +67,8 @@ pub(crate) struct Agent<T: SocketIdentity, C: Codec<T>, B: BroadcastHandler<T>> 
     outbox: VecDeque<(Vec<u8>, SocketAddr)>,
     /// A leave waiting for its linger to end.
     linger: Option<(Instant, Reply<()>)>,
-    /// Member states changed since the last snapshot.
-    dirty: bool,
+    /// The core's membership version in the last snapshot.
+    published_version: u64,
     /// Membership changed: publish at once.
     changed: bool,
     last_snapshot: Instant,
@@ -115,7 +115,7 @@ where
             sealed: Vec::new(),
             outbox: VecDeque::new(),
             linger: None,
-            dirty: false,
+            published_version: 0,
             changed: true,
             last_snapshot: origin,
             next_resolve: None,
@@ -174,7 +174,9 @@ where
     /// due snapshot refresh, a due resolution.
     fn next_wake(&self) -> Option<Instant> {
         let deadline = self.endpoint.next_deadline().map(|d| self.origin + d);
-        let snapshot = self.dirty.then(|| self.last_snapshot + SNAPSHOT_INTERVAL);
+        let snapshot = self
+            .stale_snapshot()
+            .then(|| self.last_snapshot + SNAPSHOT_INTERVAL);
         let resolve = if self.resolving {
             None
         } else {
@@ -194,7 +196,7 @@ where
     fn wake(&mut self) {
         let now = self.now();
         match self.endpoint.handle_timeouts(now) {
-            Ok(n) => self.dirty |= n > 0,
+            Ok(_) => {}
             Err(e) => debug!(error = %e, "timer"),
         }
         let instant = Instant::now();
@@ -230,7 +232,6 @@ where
                 if let Err(e) = self.endpoint.handle_datagram(now, payload) {
                     debug!(error = %e, %from, "datagram");
                 }
-                self.dirty = true;
             }
             Err(e) => debug!(error = %e, %from, "datagram refused"),
         }
@@ -290,7 +291,6 @@ where
                 let _ = reply.send(Ok(()));
             }
         }
-        self.dirty = true;
     }
 
     fn set_config(&mut self, now: Duration, config: Config) -> Result<(), AgentError> {
@@ -516,11 +516,16 @@ where
         let _ = self.events.send(event);
     }
 
+    /// Whether the member table changed since the last snapshot.
+    fn stale_snapshot(&self) -> bool {
+        self.endpoint.foca().membership_version() != self.published_version
+    }
+
     /// Publishes a new snapshot if membership changed, or if states
     /// changed and the last one is older than [`SNAPSHOT_INTERVAL`].
     fn publish(&mut self) {
         let instant = Instant::now();
-        let due = self.dirty && instant >= self.last_snapshot + SNAPSHOT_INTERVAL;
+        let due = self.stale_snapshot() && instant >= self.last_snapshot + SNAPSHOT_INTERVAL;
         if !self.changed && !due {
             return;
         }
@@ -539,7 +544,7 @@ where
             }
         });
         self.changed = false;
-        self.dirty = false;
+        self.published_version = foca.membership_version();
         self.last_snapshot = instant;
     }
 

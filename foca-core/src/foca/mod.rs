@@ -247,6 +247,13 @@ where
         self.members.num_active()
     }
 
+    /// A number that changes whenever the member table changes (a member
+    /// added, updated or removed): a driver compares it to know when to
+    /// publish a new member list.
+    pub fn membership_version(&self) -> u64 {
+        self.members.version()
+    }
+
     /// The active (alive or suspect) members, not counting this one.
     pub fn iter_members(&self) -> impl Iterator<Item = &Member<T>> + '_ {
         self.members.active_members().iter()
