@@ -20,7 +20,7 @@
 //! ([`Sim::track`]) and view accuracy over time ([`Sim::sample_accuracy`]).
 //!
 //! Cost: a small heap of datagrams in flight and an indexed heap with one
-//! timer per member ([`queue`]); the per-member state every event checks
+//! timer per member (module `queue`); the per-member state every event checks
 //! sits in a compact array apart from the endpoints, and members are found
 //! by address through a hash map. Nothing scans all members per event.
 
