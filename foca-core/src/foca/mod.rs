@@ -296,7 +296,7 @@ where
                 core::hint::black_box(self.members.peek_probe_target().map(Member::state));
             }
         }
-        core::hint::black_box(self.buf.first());
+        core::hint::black_box(self.buf.first().copied());
         self.updates.warm();
     }
 
@@ -316,7 +316,7 @@ where
     #[cfg(feature = "sim")]
     pub(crate) fn warm_self(&self) {
         core::hint::black_box(self.metrics);
-        core::hint::black_box(&self.config.max_members);
+        core::hint::black_box(self.config.max_members);
         core::hint::black_box((self.config.probe_period, self.config.max_packet_size));
         core::hint::black_box((self.probe.number, self.status, self.header_size));
         core::hint::black_box((self.chains.rejoin_delay, self.seeds.len(), self.ids.len()));

@@ -129,6 +129,12 @@ where
             }
             return Ok(());
         }
+        if updates.len() > 1 {
+            // Each update is a lookup in a table that is mostly out of
+            // cache (a feed carries dozens): start their reads together.
+            self.members
+                .warm_many(updates.iter().map(|u| u.id().addr()));
+        }
         if let Some(known) = self.member(&src.addr()).cloned() {
             if known.id() != &src {
                 if known.id().win_addr_conflict(&src) {
