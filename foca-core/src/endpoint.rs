@@ -199,18 +199,24 @@ where
 
     /// Cache hints for the simulator, which runs many endpoints: reads
     /// (and changes nothing) what this endpoint's next input will most
-    /// likely read, in two stages a few events ahead, so that the reads
-    /// overlap instead of waiting on one another. Stage one reads the
-    /// endpoint itself; stage two, what it points to (see `Foca::warm`).
+    /// likely read, in three stages a few events apart, so that the reads
+    /// overlap instead of waiting on one another. Stage 1 reads the
+    /// endpoint itself; stage 2, what it points to; stage 3, what that
+    /// points to (see `Foca::warm`). `sender` is the datagram's sender
+    /// (`None` for a timer).
     #[cfg(feature = "sim")]
-    pub(crate) fn warm(&self, stage_two: bool, sender: Option<&T::Addr>) {
-        if stage_two {
-            core::hint::black_box(self.timers.next_deadline());
-            self.foca.warm(sender);
-        } else {
-            core::hint::black_box((self.timers.len(), self.transmits.len(), self.now));
-            core::hint::black_box(self.notifications.len());
-            self.foca.warm_self();
+    pub(crate) fn warm(&self, stage: u8, sender: Option<&T::Addr>) {
+        match stage {
+            1 => {
+                core::hint::black_box((self.timers.len(), self.transmits.len(), self.now));
+                core::hint::black_box(self.notifications.len());
+                self.foca.warm_self();
+            }
+            2 => {
+                core::hint::black_box(self.timers.next_deadline());
+                self.foca.warm(2, sender);
+            }
+            _ => self.foca.warm(3, sender),
         }
     }
 

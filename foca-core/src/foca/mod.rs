@@ -282,16 +282,21 @@ where
         self.broadcasts.len()
     }
 
-    /// Reads what the next input will most likely read beyond this struct
-    /// (the member table for a datagram from `sender`, or the next probe
-    /// target for a timer; the send buffer; the backlog), so that it is in
-    /// cache by then (see `Endpoint::warm`). Changes nothing.
+    /// Reads what the next input will most likely read beyond this struct,
+    /// so that it is in cache by then (see `Endpoint::warm`). Stage 2: the
+    /// index slot of a datagram's `sender`, or the next probe target for a
+    /// timer; the send buffer; the backlog. Stage 3: the sender's record
+    /// (through the slot stage 2 read). Changes nothing.
     #[cfg(feature = "sim")]
-    pub(crate) fn warm(&self, sender: Option<&T::Addr>) {
-        match sender {
-            Some(addr) => {
+    pub(crate) fn warm(&self, stage: u8, sender: Option<&T::Addr>) {
+        if stage != 2 {
+            if let Some(addr) = sender {
                 core::hint::black_box(self.members.find(addr));
             }
+            return;
+        }
+        match sender {
+            Some(addr) => self.members.warm_index(addr),
             None => {
                 core::hint::black_box(self.members.peek_probe_target().map(Member::state));
             }

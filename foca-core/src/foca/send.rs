@@ -69,14 +69,14 @@ where
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         // Size the sample from our own record's encoded size.
-        let mut probe = Vec::new();
+        let mut probe = Vec::with_capacity(32);
         let me = Member::alive(self.identity.clone(), self.incarnation);
         self.codec
             .encode_member(&me, &mut probe)
             .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
         let room = self.max_item_size() / probe.len().max(1);
         let dst_addr = dst.addr();
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(room + 1);
         self.members.choose_active_records(
             room + 1,
             &mut self.rng,

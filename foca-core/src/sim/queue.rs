@@ -51,8 +51,48 @@ impl Ord for Datagram {
     }
 }
 
-/// Whose event it is: the node, and for a datagram its sender.
-pub(super) type Whose = (u32, Option<u32>);
+/// Whose event it is: the node, and for a datagram its payload and sender.
+pub(super) type Whose = (u32, Option<(u32, u32)>);
+
+/// How many events [`Queue::peek_ahead`] sees.
+pub(super) const AHEAD: usize = 3;
+
+/// The positions of the three smallest entries of a min-heap with `arity`
+/// children per node, smallest first: the root; the least of its
+/// children; the least of the other children and the second's children.
+fn smallest_three<X>(
+    heap: &[X],
+    arity: usize,
+    key: impl Fn(&X) -> (u64, u64),
+) -> [Option<usize>; 3] {
+    let least = |range: core::ops::Range<usize>, except: usize| {
+        let mut best: Option<(usize, (u64, u64))> = None;
+        for i in range {
+            if i == except {
+                continue;
+            }
+            let Some(x) = heap.get(i) else { break };
+            let k = key(x);
+            if best.is_none_or(|(_, b)| k < b) {
+                best = Some((i, k));
+            }
+        }
+        best
+    };
+    if heap.is_empty() {
+        return [None; 3];
+    }
+    let Some((second, _)) = least(1..1 + arity, usize::MAX) else {
+        return [Some(0), None, None];
+    };
+    let siblings = least(1..1 + arity, second);
+    let children = least(second * arity + 1..second * arity + 1 + arity, usize::MAX);
+    let third = match (siblings, children) {
+        (Some(a), Some(b)) => Some(if b.1 < a.1 { b.0 } else { a.0 }),
+        (a, b) => a.or(b).map(|x| x.0),
+    };
+    [Some(0), Some(second), third]
+}
 
 /// What comes out of the queue.
 pub(super) enum Next {
@@ -112,51 +152,37 @@ impl Queue {
         }
     }
 
-    /// The node (and for a datagram, the sender) of the next event.
-    pub(super) fn peek(&self) -> Option<Whose> {
-        let d = self.datagrams.peek();
-        let t = self.timers.peek();
-        match (d, t) {
-            (Some(d), Some(t)) if (t.at, t.seq) < (d.at, d.seq) => Some((t.node, None)),
-            (Some(d), _) => Some((d.node, Some(d.from))),
-            (None, Some(t)) => Some((t.node, None)),
-            (None, None) => None,
-        }
-    }
-
-    /// Like [`Queue::peek`], for the event after that one (as things
-    /// stand: arming and sending may change it).
-    pub(super) fn peek_second(&self) -> Option<Whose> {
+    /// The node (and for a datagram, the payload and sender) of each of
+    /// the next [`AHEAD`] events, soonest first, as things stand (arming
+    /// and sending may change them): for cache hints only.
+    pub(super) fn peek_ahead(&self) -> [Option<Whose>; AHEAD] {
         let d = self.datagrams.as_slice();
-        let t = &self.timers.heap;
-        let timer_first = match (d.first(), t.first()) {
-            (Some(d), Some(t)) => (t.at, t.seq) < (d.at, d.seq),
-            (None, Some(_)) => true,
-            _ => false,
-        };
-        // The second is the other heap's top or a child of this one's.
-        let mut best: Option<((u64, u64), Whose)> = None;
-        let mut offer = |key: (u64, u64), what: Whose| {
-            if best.is_none_or(|(k, _)| key < k) {
-                best = Some((key, what));
-            }
-        };
-        if timer_first {
-            for a in t.iter().skip(1).take(ARITY) {
-                offer((a.at, a.seq), (a.node, None));
-            }
-            if let Some(d) = d.first() {
-                offer((d.at, d.seq), (d.node, Some(d.from)));
-            }
-        } else {
-            for d in d.iter().skip(1).take(2) {
-                offer((d.at, d.seq), (d.node, Some(d.from)));
-            }
-            if let Some(a) = t.first() {
-                offer((a.at, a.seq), (a.node, None));
-            }
+        let dk = smallest_three(d, 2, |d| (d.at, d.seq));
+        let t = self.timers.heap.as_slice();
+        let tk = smallest_three(t, ARITY, Armed::key);
+        // Merge the two sorted lists.
+        let (mut i, mut j) = (0, 0);
+        let mut out = [None; AHEAD];
+        for slot in &mut out {
+            let a = dk.get(i).copied().flatten();
+            let b = tk.get(j).copied().flatten();
+            *slot = match (a, b) {
+                (Some(a), Some(b)) if t[b].key() < (d[a].at, d[a].seq) => {
+                    j += 1;
+                    Some((t[b].node, None))
+                }
+                (Some(a), _) => {
+                    i += 1;
+                    Some((d[a].node, Some((d[a].payload, d[a].from))))
+                }
+                (None, Some(b)) => {
+                    j += 1;
+                    Some((t[b].node, None))
+                }
+                (None, None) => None,
+            };
         }
-        best.map(|(_, what)| what)
+        out
     }
 
     fn pop_timer(&mut self) -> Option<Next> {
@@ -328,6 +354,41 @@ mod tests {
         );
         assert_eq!(drain(&mut q, 100), [('t', 4, 90)]);
         assert!(q.pop_due(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn peek_ahead_sees_the_next_events_in_order() {
+        let mut q = Queue::default();
+        let mut x: u64 = 99;
+        for round in 0..400u32 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let at = (x >> 40) % 50;
+            if round % 3 == 0 {
+                q.push(at, round, 0, round, round + 1);
+            } else {
+                q.arm(round % 97, at);
+            }
+            if round % 7 == 0 {
+                let ahead = q.peek_ahead();
+                let mut copy = Queue {
+                    seq: q.seq,
+                    datagrams: q.datagrams.clone(),
+                    timers: TimerHeap {
+                        heap: q.timers.heap.clone(),
+                        pos: q.timers.pos.clone(),
+                    },
+                };
+                for want in ahead {
+                    let got = copy.pop_due(u64::MAX).map(|n| match n {
+                        Next::Datagram(d) => (d.node, Some((d.payload, d.from))),
+                        Next::Timer(node, _) => (node, None),
+                    });
+                    assert_eq!(got, want);
+                }
+            }
+        }
     }
 
     #[test]
