@@ -44,19 +44,40 @@ impl fmt::Display for PostcardError {
 
 impl core::error::Error for PostcardError {}
 
-/// Lets postcard append to a borrowed buffer.
+/// Lets postcard append to a borrowed buffer. Postcard writes in pieces of
+/// a few bytes (a varint, a tag): those are pushed byte by byte, which
+/// costs less than a copy call each.
 struct Append<'a>(&'a mut Vec<u8>);
 
-impl Extend<u8> for Append<'_> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        self.0.extend(iter);
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= 16 {
+            self.0.reserve(data.len());
+            for &b in data {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
 fn encode<V: Serialize>(value: &V, out: &mut Vec<u8>) -> Result<(), PostcardError> {
     let start = out.len();
-    match postcard::to_extend(value, Append(&mut *out)) {
-        Ok(_) => Ok(()),
+    match postcard::serialize_with_flavor(value, Append(&mut *out)) {
+        Ok(()) => Ok(()),
         Err(e) => {
             out.truncate(start);
             Err(PostcardError(e))
