@@ -499,3 +499,25 @@ async fn encrypted_agents_rotate_keys_and_refuse_strangers() {
     assert_eq!(agents[0].members().len(), 2);
     shutdown_all(agents.iter().chain([&stranger])).await;
 }
+
+/// A config change applies while running: a smaller `max_packet_size`
+/// lowers the datagram limit, so a datagram that fitted before is now
+/// refused as oversized.
+#[tokio::test(start_paused = true)]
+async fn a_config_change_applies_while_running() {
+    let (a, b) = pair().await;
+    wait_all(&[&a, &b], "join", |s| s.members.len() == 1).await;
+    let mut smaller = Config::new_lan(4);
+    smaller.max_packet_size = 512;
+    a.set_config(smaller).await.unwrap();
+    let attacker = UdpSocket::bind(any_port()).await.unwrap();
+    attacker
+        .send_to(&vec![0u8; 512 + HEADER_LEN + 100], a.local_addr())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let m = a.metrics().await.unwrap();
+    assert_eq!(m.rejections.oversized, 1, "{:?}", m.rejections);
+    assert_eq!(a.members(), vec![b.identity()]);
+    shutdown_all([&a, &b]).await;
+}
