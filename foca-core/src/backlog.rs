@@ -138,6 +138,11 @@ impl<K: Ord + Clone, V> Backlog<K, V> {
         mut accept: impl FnMut(&K, &V, &[u8]) -> bool,
         mut write: impl FnMut(&mut Vec<u8>, &[u8]),
     ) -> (usize, usize) {
+        if self.queue.is_empty() {
+            // Nothing to retire or send (the common case in a quiet
+            // cluster): no tree walks.
+            return (0, 0);
+        }
         let limit = limit.max(1);
         self.retire(limit);
         let mut remaining = budget;

@@ -7,7 +7,8 @@
 //! loop {
 //!     wait for: a datagram, the next deadline, or a command
 //!     endpoint.handle_datagram(now, bytes) / handle_timeouts(now) / a command
-//!     while let Some(t) = endpoint.poll_transmit()     { socket.send_to(t.data, t.to) }
+//!     while let Some(t) = endpoint.poll_transmit()     { socket.send_to(&t.data, t.to);
+//!                                                        endpoint.recycle(t.data) }  // optional
 //!     while let Some(n) = endpoint.poll_notification() { publish n }
 //! }
 //! ```
@@ -66,6 +67,8 @@ struct Outputs<'a, T> {
     dropped_notifications: &'a mut u64,
     dropped_timers: &'a mut u64,
     max_timers: usize,
+    /// A buffer given back through [`Endpoint::recycle`].
+    spare: &'a mut Option<Vec<u8>>,
 }
 
 impl<T: PartialEq> Runtime<T> for Outputs<'_, T> {
@@ -82,10 +85,15 @@ impl<T: PartialEq> Runtime<T> for Outputs<'_, T> {
             self.transmits.pop_front();
             *self.dropped_transmits += 1;
         }
-        self.transmits.push_back(Transmit {
-            to,
-            data: data.to_vec(),
-        });
+        let data = match self.spare.take() {
+            Some(mut buf) => {
+                buf.clear();
+                buf.extend_from_slice(data);
+                buf
+            }
+            None => data.to_vec(),
+        };
+        self.transmits.push_back(Transmit { to, data });
     }
 
     fn submit_after(&mut self, event: Timer<T>, after: Duration) {
@@ -116,15 +124,21 @@ impl<T: PartialEq> Runtime<T> for Outputs<'_, T> {
 /// [`handle_timeouts`](Self::handle_timeouts), or a command method); then
 /// drain [`poll_transmit`](Self::poll_transmit) to the socket and
 /// [`poll_notification`](Self::poll_notification) to the user.
+// Layout: `repr(C)` keeps the declared order, so that what every input
+// touches (these queues, then the start of the `Foca`, see its layout) sits
+// together and the drop counters out of the way.
+#[repr(C)]
 pub struct Endpoint<T: Identity, C: Codec<T>, R: Rng, B: BroadcastHandler<T>> {
-    foca: Foca<T, C, R, B>,
+    now: Duration,
     timers: TimerQueue<Timer<T>>,
     transmits: VecDeque<Transmit<T>>,
     notifications: VecDeque<Notification<T>>,
+    /// Kept in the struct, not behind a pointer: one miss fewer.
+    spare: Option<Vec<u8>>,
+    foca: Foca<T, C, R, B>,
     dropped_transmits: u64,
     dropped_notifications: u64,
     dropped_timers: u64,
-    now: Duration,
 }
 
 impl<T, C, R, B> Endpoint<T, C, R, B>
@@ -145,6 +159,7 @@ where
             dropped_notifications: 0,
             dropped_timers: 0,
             now,
+            spare: None,
         }
     }
 
@@ -166,6 +181,7 @@ where
             dropped_notifications: &mut self.dropped_notifications,
             dropped_timers: &mut self.dropped_timers,
             max_timers,
+            spare: &mut self.spare,
         };
         f(&mut self.foca, &mut out)
     }
@@ -228,6 +244,17 @@ where
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<T>> {
         self.transmits.pop_front()
+    }
+
+    /// Gives back a datagram buffer the driver is done with (a sent
+    /// [`Transmit::data`], or a received datagram it owns), for a later
+    /// [`Transmit`] to reuse instead of allocating. Optional: a driver that
+    /// never calls it only allocates more. One buffer is kept; while one
+    /// is, the others given back are freed.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.is_none() {
+            self.spare = Some(buf);
+        }
     }
 
     /// The next membership event.

@@ -79,8 +79,8 @@ where
         data: &[u8],
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        self.metrics.datagrams_in += 1;
-        self.metrics.bytes_in += data.len() as u64;
+        self.traffic.datagrams_in += 1;
+        self.traffic.bytes_in += data.len() as u64;
         if self.status != Status::Running {
             self.metrics.dropped.not_active += 1;
             trace_event!(reason = "not_active", "datagram dropped");

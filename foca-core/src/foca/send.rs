@@ -166,8 +166,8 @@ where
         };
         let result = match self.build(&mut buf, &header, payload) {
             Ok(()) => {
-                self.metrics.datagrams_out += 1;
-                self.metrics.bytes_out += buf.len() as u64;
+                self.traffic.datagrams_out += 1;
+                self.traffic.bytes_out += buf.len() as u64;
                 runtime.send_to(header.dst, &buf);
                 Ok(())
             }

@@ -1,6 +1,9 @@
 //! The simulated network: per-link parameters and totals.
 
+use core::hash::{BuildHasher, Hasher};
 use core::time::Duration;
+
+use foldhash::fast::FixedState;
 
 /// How one directed link treats datagrams.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,19 +51,26 @@ pub struct NetStats {
     /// Datagrams dropped by a blocked link, an unknown destination or a
     /// crashed receiver.
     pub blocked: u64,
-    /// FNV-1a digest of every datagram sent, with its send time: two runs
-    /// sent the same bytes at the same times iff their digests match
-    /// (up to hash collisions).
+    /// Digest (foldhash, fixed seed) of every datagram sent, with its send
+    /// time: two runs of the same build sent the same bytes at the same
+    /// times iff their digests match (up to hash collisions). Compare it
+    /// between runs, never to a stored value: it may change between
+    /// versions.
     pub digest: u64,
 }
 
-pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// The digest of a run that sent nothing.
+pub(crate) const DIGEST_START: u64 = 0xcbf2_9ce4_8422_2325;
 
-pub(crate) fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
+/// Folds one datagram, with its send time, into a run's digest: foldhash
+/// with a fixed seed, a few multiplications per 16 bytes (it was byte-wise
+/// FNV-1a, one multiplication per byte, on every datagram of the run).
+/// The value is only ever compared between runs of the same build.
+pub(crate) fn digest(h: u64, sent_at: u64, bytes: &[u8]) -> u64 {
+    let mut s = FixedState::with_seed(0).build_hasher();
+    s.write_u64(h);
+    s.write_u64(sent_at);
+    s.write_usize(bytes.len());
+    s.write(bytes);
+    s.finish()
 }
