@@ -54,6 +54,20 @@ fn ids(s: &Snapshot<Id>) -> Vec<Id> {
     s.members.iter().map(|m| *m.id()).collect()
 }
 
+/// Stops every agent in `agents`.
+async fn shutdown_all<'a>(agents: impl IntoIterator<Item = &'a Handle<Id>>) {
+    for h in agents {
+        h.shutdown().await.unwrap();
+    }
+}
+
+/// Two agents, the second seeded with the first (not yet joined).
+async fn pair() -> (Handle<Id>, Handle<Id>) {
+    let a = start(any_port(), 1, None, 4).await;
+    let b = start(any_port(), 1, Some(a.local_addr()), 4).await;
+    (a, b)
+}
+
 /// Every event waiting in `sub`, without waiting.
 fn drain(sub: &mut foca_tokio::Subscription<Id>) -> Vec<Event<Id>> {
     let mut out = Vec::new();
@@ -136,9 +150,7 @@ async fn twenty_agents_join_fail_leave_and_restart() {
     wait_all(&rest, "restart", |s| ids(s).contains(&back_id)).await;
     wait_all(&[&back], "restart view", |s| s.members.len() == N - 2).await;
 
-    for a in agents.iter().chain([&back]) {
-        a.shutdown().await.unwrap();
-    }
+    shutdown_all(agents.iter().chain([&back])).await;
 }
 
 /// The first announce goes out at once (a socket the reactor has not yet
@@ -146,8 +158,7 @@ async fn twenty_agents_join_fail_leave_and_restart() {
 /// retry after the 500 ms rejoin backoff.
 #[tokio::test(start_paused = true)]
 async fn joining_takes_one_round_trip() {
-    let a = start(any_port(), 1, None, 4).await;
-    let b = start(any_port(), 1, Some(a.local_addr()), 4).await;
+    let (a, b) = pair().await;
     let joined = timeout(
         Duration::from_millis(100),
         b.wait_for(|s| s.members.len() == 1),
@@ -158,15 +169,12 @@ async fn joining_takes_one_round_trip() {
         "b did not join within 100 ms: {:?}",
         b.metrics().await
     );
-    for h in [&a, &b] {
-        h.shutdown().await.unwrap();
-    }
+    shutdown_all([&a, &b]).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn hostile_datagrams_are_dropped_and_counted() {
-    let a = start(any_port(), 1, None, 4).await;
-    let b = start(any_port(), 1, Some(a.local_addr()), 4).await;
+    let (a, b) = pair().await;
     let c = start(any_port(), 1, Some(a.local_addr()), 4).await;
     wait_all(&[&a, &b, &c], "join", |s| s.members.len() == 2).await;
     let before = a.snapshot();
@@ -222,9 +230,7 @@ async fn hostile_datagrams_are_dropped_and_counted() {
     let mut expected = vec![b.identity(), c.identity()];
     expected.sort();
     assert_eq!(ids, expected);
-    for h in [&a, &b, &c] {
-        h.shutdown().await.unwrap();
-    }
+    shutdown_all([&a, &b, &c]).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -255,9 +261,7 @@ async fn a_slow_subscriber_is_told_it_lagged() {
     }
     assert!(lagged > 0, "10 joins into a 4-event buffer must lag");
     assert!(seen <= 4);
-    for h in others.iter().chain([&a]) {
-        h.shutdown().await.unwrap();
-    }
+    shutdown_all(others.iter().chain([&a])).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -327,9 +331,7 @@ async fn broadcasts_reach_every_subscriber() {
             assert_eq!(got, vec![b"hello".to_vec()], "agent {i}");
         }
     }
-    for h in &agents {
-        h.shutdown().await.unwrap();
-    }
+    shutdown_all(&agents).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -346,9 +348,7 @@ async fn seeds_may_be_host_names() {
     .spawn(socket)
     .unwrap();
     wait_all(&[&a, &b], "join by name", |s| s.members.len() == 1).await;
-    for h in [&a, &b] {
-        h.shutdown().await.unwrap();
-    }
+    shutdown_all([&a, &b]).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -395,15 +395,12 @@ async fn unreachable_seeds_are_survived() {
     );
     let b = start(any_port(), 1, Some(a.local_addr()), 4).await;
     wait_all(&[&a, &b], "join after errors", |s| s.members.len() == 1).await;
-    for h in [&a, &b] {
-        h.shutdown().await.unwrap();
-    }
+    shutdown_all([&a, &b]).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn leave_then_rejoin_and_subscriptions_end_with_the_agent() {
-    let a = start(any_port(), 1, None, 4).await;
-    let b = start(any_port(), 1, Some(a.local_addr()), 4).await;
+    let (a, b) = pair().await;
     wait_all(&[&a, &b], "join", |s| s.members.len() == 1).await;
     let err = a.rejoin().await.unwrap_err();
     assert!(matches!(err, foca_tokio::AgentError::NoSeeds), "{err}");
@@ -500,7 +497,27 @@ async fn encrypted_agents_rotate_keys_and_refuse_strangers() {
         .plaintext_refused;
     assert!(refused > 0);
     assert_eq!(agents[0].members().len(), 2);
-    for h in agents.iter().chain([&stranger]) {
-        h.shutdown().await.unwrap();
-    }
+    shutdown_all(agents.iter().chain([&stranger])).await;
+}
+
+/// A config change applies while running: a smaller `max_packet_size`
+/// lowers the datagram limit, so a datagram that fitted before is now
+/// refused as oversized.
+#[tokio::test(start_paused = true)]
+async fn a_config_change_applies_while_running() {
+    let (a, b) = pair().await;
+    wait_all(&[&a, &b], "join", |s| s.members.len() == 1).await;
+    let mut smaller = Config::new_lan(4);
+    smaller.max_packet_size = 512;
+    a.set_config(smaller).await.unwrap();
+    let attacker = UdpSocket::bind(any_port()).await.unwrap();
+    attacker
+        .send_to(&vec![0u8; 512 + HEADER_LEN + 100], a.local_addr())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let m = a.metrics().await.unwrap();
+    assert_eq!(m.rejections.oversized, 1, "{:?}", m.rejections);
+    assert_eq!(a.members(), vec![b.identity()]);
+    shutdown_all([&a, &b]).await;
 }
