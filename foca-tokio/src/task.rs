@@ -436,6 +436,9 @@ where
                 continue;
             }
             let to = t.to.socket_addr();
+            // The payload is sealed into `sealed`; its buffer can serve
+            // the next transmit.
+            self.endpoint.recycle(t.data);
             if self.outbox.is_empty() && self.try_send(to) {
                 continue;
             }
