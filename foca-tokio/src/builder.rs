@@ -45,12 +45,12 @@ impl From<SocketAddr> for Seed {
 impl From<&str> for Seed {
     /// An address if `s` parses as one, a host name otherwise.
     fn from(s: &str) -> Self {
-        s.parse()
-            .map_or_else(|_| Seed::Host(s.to_owned()), Seed::Addr)
+        Seed::from(s.to_owned())
     }
 }
 
 impl From<String> for Seed {
+    /// An address if `s` parses as one, a host name otherwise.
     fn from(s: String) -> Self {
         match s.parse() {
             Ok(addr) => Seed::Addr(addr),

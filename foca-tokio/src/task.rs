@@ -148,11 +148,11 @@ where
                         debug!(error = %e, "socket not writable");
                     }
                 }
-                () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
-                    self.wake();
-                }
+                // Woken for a deadline: handled below, with the others.
+                () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
             }
-            // A steady stream of datagrams must not starve the timers.
+            // Due deadlines run after every event, so a steady stream of
+            // datagrams cannot starve the timers.
             if self.next_wake().is_some_and(|w| w <= Instant::now()) {
                 self.wake();
             }

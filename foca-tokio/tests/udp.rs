@@ -34,6 +34,18 @@ async fn start(
     .unwrap()
 }
 
+/// A socket on a free loopback port and a builder for an agent on it.
+async fn builder(n: usize) -> (UdpSocket, Builder<Id, PostcardCodec<Id>>) {
+    let socket = UdpSocket::bind(any_port()).await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let b = Builder::new(
+        GenerationalId::new(addr, 1),
+        Config::new_lan(n),
+        PostcardCodec::new(),
+    );
+    (socket, b)
+}
+
 fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -235,16 +247,9 @@ async fn hostile_datagrams_are_dropped_and_counted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_subscriber_is_told_it_lagged() {
-    let socket = UdpSocket::bind(any_port()).await.unwrap();
+    let (socket, a) = builder(16).await;
     let addr = socket.local_addr().unwrap();
-    let a = Builder::new(
-        GenerationalId::new(addr, 1),
-        Config::new_lan(16),
-        PostcardCodec::new(),
-    )
-    .event_capacity(4)
-    .spawn(socket)
-    .unwrap();
+    let a = a.event_capacity(4).spawn(socket).unwrap();
     let mut sub = a.subscribe();
     let mut others = Vec::new();
     for _ in 0..10 {
@@ -297,17 +302,13 @@ async fn broadcasts_reach_every_subscriber() {
     let mut agents = Vec::new();
     let mut seed = None;
     for _ in 0..6 {
-        let socket = UdpSocket::bind(any_port()).await.unwrap();
+        let (socket, h) = builder(6).await;
         let addr = socket.local_addr().unwrap();
-        let h = Builder::new(
-            GenerationalId::new(addr, 1),
-            Config::new_lan(6),
-            PostcardCodec::new(),
-        )
-        .broadcast_handler(Once::default())
-        .seeds(seed)
-        .spawn(socket)
-        .unwrap();
+        let h = h
+            .broadcast_handler(Once::default())
+            .seeds(seed)
+            .spawn(socket)
+            .unwrap();
         seed.get_or_insert(addr);
         agents.push(h);
     }
@@ -337,16 +338,11 @@ async fn broadcasts_reach_every_subscriber() {
 #[tokio::test(start_paused = true)]
 async fn seeds_may_be_host_names() {
     let a = start(any_port(), 1, None, 4).await;
-    let socket = UdpSocket::bind(any_port()).await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let b = Builder::new(
-        GenerationalId::new(addr, 1),
-        Config::new_lan(4),
-        PostcardCodec::new(),
-    )
-    .seeds([format!("localhost:{}", a.local_addr().port())])
-    .spawn(socket)
-    .unwrap();
+    let (socket, b) = builder(4).await;
+    let b = b
+        .seeds([format!("localhost:{}", a.local_addr().port())])
+        .spawn(socket)
+        .unwrap();
     wait_all(&[&a, &b], "join by name", |s| s.members.len() == 1).await;
     shutdown_all([&a, &b]).await;
 }
@@ -476,17 +472,12 @@ async fn encrypted_agents_rotate_keys_and_refuse_strangers() {
     assert!(err.to_string().contains('2'), "{err}");
 
     // A plain member with the right label cannot get in.
-    let socket = UdpSocket::bind(any_port()).await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let stranger = Builder::new(
-        GenerationalId::new(addr, 1),
-        Config::new_lan(4),
-        PostcardCodec::new(),
-    )
-    .envelope(Envelope::new(b"sealed"))
-    .seeds(seed)
-    .spawn(socket)
-    .unwrap();
+    let (socket, stranger) = builder(4).await;
+    let stranger = stranger
+        .envelope(Envelope::new(b"sealed"))
+        .seeds(seed)
+        .spawn(socket)
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(stranger.members().is_empty());
     let refused = agents[0]
