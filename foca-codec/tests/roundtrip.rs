@@ -416,7 +416,7 @@ proptest! {
 // ---------------------------------------------------------------------------
 // Whole datagrams of a real cluster
 
-const KINDS: [&str; 11] = [
+const KINDS: [&str; 12] = [
     "ping",
     "ack",
     "ping-req",
@@ -425,6 +425,7 @@ const KINDS: [&str; 11] = [
     "forwarded-ack",
     "announce",
     "feed",
+    "sync",
     "gossip",
     "broadcast",
     "turn-undead",

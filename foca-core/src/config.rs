@@ -58,9 +58,13 @@ pub struct Config {
     pub max_updates_backlog: usize,
     /// Most custom broadcasts waiting to be disseminated; same policy.
     pub max_broadcast_backlog: usize,
-    /// Announce to random active members now and then: repairs views that
-    /// drifted apart (full state sync). `None` disables.
-    pub periodic_announce: Option<PeriodicParams>,
+    /// Now and then, send a summary of the member table to random active
+    /// members, who answer with the records that differ (anti-entropy, see
+    /// [`Message::Sync`](crate::Message::Sync)): repairs views that drifted
+    /// apart, such as a join whose news some members missed. In sync, an
+    /// exchange costs one datagram of at most 512 bytes of summary. `None`
+    /// disables.
+    pub periodic_sync: Option<PeriodicParams>,
     /// Announce to random down members now and then: lets partitions heal
     /// even when the other side forgot us. `None` disables.
     pub periodic_announce_to_down_members: Option<PeriodicParams>,
@@ -94,7 +98,7 @@ impl Config {
             max_members: size.saturating_mul(2).max(1024),
             max_updates_backlog: size.max(256),
             max_broadcast_backlog: 1024,
-            periodic_announce: Some(PeriodicParams {
+            periodic_sync: Some(PeriodicParams {
                 frequency: Duration::from_secs(30),
                 num_members: 1,
             }),
@@ -119,7 +123,7 @@ impl Config {
             probe_rtt: Duration::from_secs(3),
             suspicion_multiplier: 6,
             remove_down_after: Duration::from_secs(600),
-            periodic_announce: Some(PeriodicParams {
+            periodic_sync: Some(PeriodicParams {
                 frequency: Duration::from_secs(60),
                 num_members: 1,
             }),
@@ -152,7 +156,7 @@ impl Config {
             max_members: 64,
             max_updates_backlog: 64,
             max_broadcast_backlog: 16,
-            periodic_announce: Some(PeriodicParams {
+            periodic_sync: Some(PeriodicParams {
                 frequency: Duration::from_secs(60),
                 num_members: 1,
             }),
@@ -180,7 +184,7 @@ impl Config {
             max_members: 1024,
             max_updates_backlog: 256,
             max_broadcast_backlog: 256,
-            periodic_announce: None,
+            periodic_sync: None,
             periodic_announce_to_down_members: None,
             periodic_gossip: None,
             rejoin_backoff_min: Duration::from_millis(500),
@@ -246,7 +250,7 @@ impl Config {
             return err("max_broadcast_backlog", "must be at least 1");
         }
         for (field, params) in [
-            ("periodic_announce", self.periodic_announce),
+            ("periodic_sync", self.periodic_sync),
             (
                 "periodic_announce_to_down_members",
                 self.periodic_announce_to_down_members,

@@ -31,7 +31,11 @@ use core::hash::Hash;
 ///   order must be the same on every member.
 /// - [`renew`](Identity::renew), when it returns `Some(new)`, returns an
 ///   identity with the same address that wins the conflict against `self`.
-pub trait Identity: Clone + Eq + fmt::Debug {
+/// - [`Hash`] feeds every field that tells two identities apart (a derived
+///   impl does), in a way that does not depend on the platform beyond what
+///   [`Hasher`](core::hash::Hasher) sees: members compare summaries of their
+///   tables built from it (see [`Message::Sync`](crate::Message::Sync)).
+pub trait Identity: Clone + Eq + Hash + fmt::Debug {
     /// The unique part of an identity; the member table's key.
     type Addr: Clone + Eq + Ord + Hash + fmt::Debug;
 

@@ -19,7 +19,10 @@
 //! region without disturbing the round. The table itself is never iterated
 //! through its hash index, so no decision depends on hash order.
 
+mod digest;
 mod index;
+
+pub(crate) use digest::{Digest, MAX_BUCKET_BITS, bucket_bits, record_hash};
 
 use alloc::vec::Vec;
 use core::hash::BuildHasher;
@@ -39,10 +42,14 @@ pub(crate) struct Members<T: Identity> {
     suspects: usize,
     /// Bumped by every change to a record (insert, update, remove).
     version: u64,
+    /// The per-bucket sums of the active records (see [`digest`]); boxed,
+    /// as it is rarely read, to keep this struct's hot fields together.
+    digest: alloc::boxed::Box<Digest>,
 }
 
 impl<T: Identity> Members<T> {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// An empty table whose summary has `2^digest_bits` buckets.
+    pub(crate) fn new(seed: u64, digest_bits: u32) -> Self {
         Self {
             entries: Vec::new(),
             index: index::Index::new(),
@@ -51,6 +58,23 @@ impl<T: Identity> Members<T> {
             cursor: 0,
             suspects: 0,
             version: 0,
+            digest: alloc::boxed::Box::new(Digest::new(digest_bits)),
+        }
+    }
+
+    /// The summary of the active records.
+    pub(crate) fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Recomputes the summary with `2^bits` buckets (a config change).
+    pub(crate) fn set_digest_bits(&mut self, bits: u32) {
+        if bits == self.digest.bits() {
+            return;
+        }
+        *self.digest = Digest::new(bits);
+        for m in &self.entries[..self.active] {
+            self.digest.add(record_hash(m.id(), m.incarnation()));
         }
     }
 
@@ -137,6 +161,10 @@ impl<T: Identity> Members<T> {
         if member.state() == State::Suspect {
             self.suspects += 1;
         }
+        if active {
+            self.digest
+                .add(record_hash(member.id(), member.incarnation()));
+        }
         self.entries.push(member);
         if self.index.needs_room_for(self.entries.len()) {
             self.reindex(self.entries.len());
@@ -158,6 +186,9 @@ impl<T: Identity> Members<T> {
         self.version = self.version.wrapping_add(1);
         let inactive = self.entries.split_off(self.active);
         self.entries.reserve_exact(new.len() + inactive.len());
+        for m in &new {
+            self.digest.add(record_hash(m.id(), m.incarnation()));
+        }
         self.entries.extend(new);
         self.active = self.entries.len();
         for i in (self.cursor + 1..self.active).rev() {
@@ -207,6 +238,17 @@ impl<T: Identity> Members<T> {
             self.suspects += 1;
         }
         debug_assert!(self.entries[pos].id().addr() == member.id().addr());
+        let old = &self.entries[pos];
+        let same_record = old.id() == member.id() && old.incarnation() == member.incarnation();
+        if !(same_record && was_active == is_active) {
+            if was_active {
+                self.digest.sub(record_hash(old.id(), old.incarnation()));
+            }
+            if is_active {
+                self.digest
+                    .add(record_hash(member.id(), member.incarnation()));
+            }
+        }
         self.entries[pos] = member;
         match (was_active, is_active) {
             (true, false) => self.deactivate(pos),
@@ -423,6 +465,11 @@ impl<T: Identity> Members<T> {
             assert_eq!(self.find(&m.id().addr()), Some(pos));
             assert_eq!(m.is_active(), pos < self.active, "{pos} {m:?}");
         }
+        let mut digest = Digest::new(self.digest.bits());
+        for m in &self.entries[..self.active] {
+            digest.add(record_hash(m.id(), m.incarnation()));
+        }
+        assert_eq!(digest.sums(), self.digest.sums());
     }
 }
 
@@ -443,7 +490,7 @@ mod tests {
     #[test]
     fn every_active_member_is_probed_once_per_round_despite_churn() {
         let mut rng = Xoshiro128PlusPlus::seed_from_u64(7);
-        let mut t = Members::new(1);
+        let mut t = Members::new(1, 2);
         for a in 0..20 {
             t.insert(m(a, State::Alive), &mut rng);
         }
@@ -498,7 +545,7 @@ mod tests {
     #[test]
     fn remove_keeps_index_consistent() {
         let mut rng = Xoshiro128PlusPlus::seed_from_u64(3);
-        let mut t = Members::new(9);
+        let mut t = Members::new(9, 2);
         for a in 0..10 {
             t.insert(
                 m(
@@ -528,7 +575,7 @@ mod tests {
         // Taking a prefix of Floyd's sample once left the last two
         // positions of the region never chosen.
         let mut rng = Xoshiro128PlusPlus::seed_from_u64(11);
-        let mut t = Members::new(4);
+        let mut t = Members::new(4, 2);
         for a in 0..9 {
             t.insert(m(a, State::Alive), &mut rng);
         }
@@ -547,7 +594,7 @@ mod tests {
     #[test]
     fn choose_returns_distinct_members() {
         let mut rng = Xoshiro128PlusPlus::seed_from_u64(5);
-        let mut t = Members::new(2);
+        let mut t = Members::new(2, 2);
         for a in 0..6 {
             t.insert(m(a, State::Alive), &mut rng);
         }

@@ -8,7 +8,11 @@
 //! +----------------+-------------+---------------------+-------------+-----------------------------+
 //! ```
 //!
-//! Both sections are counted, so a datagram cut short anywhere (a receive
+//! A [`Message::Sync`] has one more section right after the header: its
+//! summary, `u16 BE: k` then `k × u16 BE` bucket sums (`k` a power of two,
+//! at most 256).
+//!
+//! Every section is counted, so a datagram cut short anywhere (a receive
 //! buffer too small, say) is rejected rather than read as a shorter one.
 //! The core writes the counts and lengths itself, so a codec only encodes
 //! single values and a broadcast handler only ever sees one whole item. A
@@ -90,6 +94,19 @@ pub enum Message<T> {
     /// recorded as down or left. Carries that record as an update, so the
     /// receiver can refute it and rejoin.
     TurnUndead,
+    /// Anti-entropy: "here is a summary of my member table". The summary
+    /// (a section after the header, see the module docs) holds, for each of
+    /// `2^b` buckets of records, a 16-bit sum of hashes of the active
+    /// records `(identity, incarnation)` in it, the sender's own included.
+    /// The receiver answers, for the buckets whose sums differ from its own,
+    /// with its records there (a [`Message::Gossip`]) and, unless `reply`,
+    /// with its own summary (`reply` set) so that the sender sends back the
+    /// records it has there. Members whose configs give different bucket
+    /// counts answer with a random sample instead (a [`Message::Feed`]).
+    Sync {
+        /// Whether this answers a `Sync` (and must not be answered with one).
+        reply: bool,
+    },
 }
 
 impl<T> Message<T> {
@@ -106,6 +123,7 @@ impl<T> Message<T> {
             Message::Feed => "feed",
             Message::Gossip => "gossip",
             Message::Broadcast => "broadcast",
+            Message::Sync { .. } => "sync",
             Message::TurnUndead => "turn-undead",
         }
     }

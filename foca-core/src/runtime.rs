@@ -83,8 +83,8 @@ pub enum Timer<T> {
         /// The incarnation it was recorded at.
         incarnation: Incarnation,
     },
-    /// Periodic announce to random active members (full state sync).
-    PeriodicAnnounce(TimerToken),
+    /// Periodic summary exchange with random active members (anti-entropy).
+    PeriodicSync(TimerToken),
     /// Periodic announce to random down members (heals partitions).
     PeriodicAnnounceDown(TimerToken),
     /// Periodic gossip of the updates backlog.
@@ -101,7 +101,7 @@ impl<T> Timer<T> {
             Timer::SendIndirectProbe { .. } => "send-indirect-probe",
             Timer::ChangeSuspectToDown { .. } => "change-suspect-to-down",
             Timer::RemoveDown { .. } => "remove-down",
-            Timer::PeriodicAnnounce(_) => "periodic-announce",
+            Timer::PeriodicSync(_) => "periodic-sync",
             Timer::PeriodicAnnounceDown(_) => "periodic-announce-down",
             Timer::PeriodicGossip(_) => "periodic-gossip",
             Timer::Rejoin(_) => "rejoin",

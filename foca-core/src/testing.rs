@@ -120,6 +120,10 @@ impl Codec<TestId> for TestCodec {
             Message::Gossip => out.push(8),
             Message::Broadcast => out.push(9),
             Message::TurnUndead => out.push(10),
+            Message::Sync { reply } => {
+                out.push(11);
+                out.push(u8::from(*reply));
+            }
         }
         Ok(())
     }
@@ -152,6 +156,13 @@ impl Codec<TestId> for TestCodec {
             8 => Message::Gossip,
             9 => Message::Broadcast,
             10 => Message::TurnUndead,
+            11 => Message::Sync {
+                reply: match take_u8(input)? {
+                    0 => false,
+                    1 => true,
+                    tag => return Err(TestCodecError::BadTag(tag)),
+                },
+            },
             tag => return Err(TestCodecError::BadTag(tag)),
         };
         Ok(Header {

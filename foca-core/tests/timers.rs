@@ -374,7 +374,7 @@ fn config() -> Config {
             frequency: Duration::from_millis(200),
             num_members: 2,
         }),
-        periodic_announce: Some(PeriodicParams {
+        periodic_sync: Some(PeriodicParams {
             frequency: Duration::from_secs(5),
             num_members: 1,
         }),

@@ -98,6 +98,8 @@ impl Codec<Node> for NodeCodec {
             Message::Gossip => (8, None, None),
             Message::Broadcast => (9, None, None),
             Message::TurnUndead => (10, None, None),
+            // The flag rides in the tag: 11 asks, 12 replies.
+            Message::Sync { reply } => (11 + u8::from(*reply), None, None),
         };
         out.push(tag);
         if let Some(node) = node {
@@ -138,6 +140,8 @@ impl Codec<Node> for NodeCodec {
             8 => Message::Gossip,
             9 => Message::Broadcast,
             10 => Message::TurnUndead,
+            11 => Message::Sync { reply: false },
+            12 => Message::Sync { reply: true },
             _ => return Err(Short),
         };
         Ok(Header {

@@ -183,6 +183,7 @@ where
     ) -> Result<Self, Error> {
         config.validate()?;
         let seed = rng.next_u64();
+        let digest_bits = crate::members::bucket_bits(config.max_members);
         let mut foca = Self {
             identity,
             incarnation: 0,
@@ -196,7 +197,7 @@ where
             rng,
             codec,
             handler,
-            members: Members::new(seed),
+            members: Members::new(seed, digest_bits),
             probe: Probe {
                 number: 0,
                 target: None,
@@ -646,6 +647,8 @@ where
             return Err(e);
         }
         self.updates.set_capacity(self.config.max_updates_backlog);
+        self.members
+            .set_digest_bits(crate::members::bucket_bits(self.config.max_members));
         self.broadcasts
             .set_capacity(self.config.max_broadcast_backlog);
         self.chains.reset();

@@ -6,11 +6,14 @@ use rand::Rng;
 
 use super::send::Pool;
 use super::{Foca, Status};
+use crate::members::MAX_BUCKET_BITS;
 use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, Timer};
 
 /// A datagram decoded in full; nothing applied yet.
 struct Decoded<'a, T> {
     header: Header<T>,
+    /// A `Sync`'s summary: big-endian sums (empty for other messages).
+    summary: &'a [u8],
     updates: Vec<Member<T>>,
     broadcasts: Vec<&'a [u8]>,
 }
@@ -35,6 +38,16 @@ where
     fn decode<'a>(&mut self, data: &'a [u8]) -> Option<Decoded<'a, T>> {
         let mut input = data;
         let header = self.codec.decode_header(&mut input).ok()?;
+        let mut summary: &[u8] = &[];
+        if matches!(header.message, Message::Sync { .. }) {
+            let k = usize::from(take_u16(&mut input)?);
+            if !k.is_power_of_two() || k > 1 << MAX_BUCKET_BITS || 2 * k > input.len() {
+                return None;
+            }
+            let (sums, rest) = input.split_at(2 * k);
+            summary = sums;
+            input = rest;
+        }
         let count = usize::from(take_u16(&mut input)?);
         if count > input.len() {
             return None;
@@ -69,6 +82,7 @@ where
         }
         Some(Decoded {
             header,
+            summary,
             updates,
             broadcasts,
         })
@@ -93,6 +107,7 @@ where
         }
         let Some(Decoded {
             header,
+            summary,
             updates,
             broadcasts,
         }) = self.decode(data)
@@ -164,7 +179,7 @@ where
                         self.apply_update(update, runtime)?;
                     }
                 }
-                let result = self.act_on(src, message, runtime);
+                let result = self.act_on(src, message, summary, runtime);
                 self.after_change(runtime);
                 return result;
             }
@@ -201,7 +216,7 @@ where
                 Err(_) => self.metrics.broadcasts_rejected += 1,
             }
         }
-        let result = self.act_on(src, message, runtime);
+        let result = self.act_on(src, message, summary, runtime);
         self.after_change(runtime);
         result
     }
@@ -211,6 +226,7 @@ where
         &mut self,
         src: T,
         message: Message<T>,
+        summary: &[u8],
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         if self.status != Status::Running {
@@ -281,6 +297,7 @@ where
                 // at our incarnation, we refuted. Tell the sender right away.
                 self.send(&src, Message::Announce, runtime)
             }
+            Message::Sync { reply } => self.answer_sync(&src, summary, reply, runtime),
             Message::Feed | Message::Gossip | Message::Broadcast => Ok(()),
         }
     }

@@ -3,9 +3,10 @@
 
 use alloc::vec::Vec;
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 use super::Foca;
+use crate::members::{Digest, record_hash};
 use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, State};
 
 /// Where [`Foca::send_to_random`] picks members.
@@ -26,6 +27,8 @@ enum Payload<'a, T> {
     Broadcasts,
     /// These records, as many as fit.
     Records(&'a [Member<T>]),
+    /// A table summary (the section a [`Message::Sync`] carries).
+    Summary(&'a [u16]),
 }
 
 impl<T, C, R, B> Foca<T, C, R, B>
@@ -61,6 +64,17 @@ where
         self.send_with(dst, message, Payload::Records(records), runtime)
     }
 
+    /// About how many records fit a datagram, sized from our own record's
+    /// encoded size.
+    fn records_room(&mut self) -> Result<usize, Error> {
+        let mut probe = Vec::with_capacity(32);
+        let me = Member::alive(self.identity.clone(), self.incarnation);
+        self.codec
+            .encode_member(&me, &mut probe)
+            .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
+        Ok(self.max_item_size() / probe.len().max(1))
+    }
+
     /// Answers an announce with a random sample of active members, as many
     /// as fit (the sender itself excluded).
     pub(super) fn send_feed(
@@ -68,13 +82,7 @@ where
         dst: &T,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        // Size the sample from our own record's encoded size.
-        let mut probe = Vec::with_capacity(32);
-        let me = Member::alive(self.identity.clone(), self.incarnation);
-        self.codec
-            .encode_member(&me, &mut probe)
-            .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
-        let room = self.max_item_size() / probe.len().max(1);
+        let room = self.records_room()?;
         let dst_addr = dst.addr();
         let mut records = Vec::with_capacity(room + 1);
         self.members.choose_active_records(
@@ -84,6 +92,94 @@ where
             &mut records,
         );
         self.send_with(dst, Message::Feed, Payload::Records(&records), runtime)
+    }
+
+    /// This member's table summary: the table's, plus its own record.
+    pub(super) fn summary(&self) -> Vec<u16> {
+        let mut digest = self.members.digest().clone();
+        digest.add(record_hash(&self.identity, self.incarnation));
+        digest.into_sums()
+    }
+
+    /// Sends this member's table summary to `dst` (see [`Message::Sync`]).
+    pub(super) fn send_sync(
+        &mut self,
+        dst: &T,
+        reply: bool,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let summary = self.summary();
+        self.send_with(
+            dst,
+            Message::Sync { reply },
+            Payload::Summary(&summary),
+            runtime,
+        )
+    }
+
+    /// Answers a summary (`theirs`, big-endian sums) from `src`: our records
+    /// in the buckets that differ, and unless `reply`, our summary so that
+    /// `src` sends back its records there.
+    pub(super) fn answer_sync(
+        &mut self,
+        src: &T,
+        theirs: &[u8],
+        reply: bool,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let ours = self.summary();
+        if theirs.len() != ours.len() * 2 {
+            // Configs that give different bucket counts: nothing to compare,
+            // so a random sample, as an announce gets.
+            return if reply {
+                Ok(())
+            } else {
+                self.send_feed(src, runtime)
+            };
+        }
+        let differs: Vec<bool> = theirs
+            .chunks_exact(2)
+            .zip(&ours)
+            .map(|(t, o)| u16::from_be_bytes([t[0], t[1]]) != *o)
+            .collect();
+        if !differs.contains(&true) {
+            return Ok(());
+        }
+        let bits = self.members.digest().bits();
+        let in_differing = |id: &T, incarnation| {
+            let bucket = Digest::bucket_of(record_hash(id, incarnation), bits);
+            differs.get(bucket).copied().unwrap_or(false)
+        };
+        // As many as fit, starting at a random place so that when more
+        // differ than fit, the next exchange brings others.
+        let room = self.records_room()?;
+        let mut records = Vec::new();
+        if in_differing(&self.identity, self.incarnation) {
+            records.push(Member::alive(self.identity.clone(), self.incarnation));
+        }
+        let active = self.members.active_members();
+        let start = if active.is_empty() {
+            0
+        } else {
+            self.rng.random_range(0..active.len())
+        };
+        let src_addr = src.addr();
+        for m in active[start..].iter().chain(&active[..start]) {
+            if records.len() > room {
+                break;
+            }
+            if m.id().addr() != src_addr && in_differing(m.id(), m.incarnation()) {
+                records.push(m.clone());
+            }
+        }
+        if !records.is_empty() {
+            self.send_records(src, Message::Gossip, &records, runtime)?;
+        }
+        if reply {
+            Ok(())
+        } else {
+            self.send_sync(src, true, runtime)
+        }
     }
 
     /// Sends a `Gossip` to up to `fanout` random active members, if there is
@@ -192,6 +288,18 @@ where
         self.codec
             .encode_header(header, buf)
             .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
+        debug_assert_eq!(
+            matches!(header.message, Message::Sync { .. }),
+            matches!(payload, Payload::Summary(_))
+        );
+        if let Payload::Summary(sums) = payload {
+            // At most 256 sums (MAX_BUCKET_BITS).
+            let k = u16::try_from(sums.len()).unwrap_or(u16::MAX);
+            buf.extend_from_slice(&k.to_be_bytes());
+            for sum in sums {
+                buf.extend_from_slice(&sum.to_be_bytes());
+            }
+        }
         let count_at = buf.len();
         buf.extend_from_slice(&[0, 0]);
         // The update count and the broadcast count.
@@ -249,6 +357,7 @@ where
                 }
                 (count, 0)
             }
+            Payload::Summary(_) => (0, 0),
             Payload::Updates => (told + self.fill_updates(buf, budget, limit, skip).0, 0),
             Payload::Broadcasts => (0, self.fill_broadcasts(&mut scratch, budget, limit, to).0),
             Payload::Piggyback => {

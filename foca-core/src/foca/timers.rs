@@ -22,7 +22,7 @@ use crate::{
 pub(super) struct Chains {
     next_token: TimerToken,
     probe: Option<TimerToken>,
-    announce: Option<TimerToken>,
+    sync: Option<TimerToken>,
     announce_down: Option<TimerToken>,
     gossip: Option<TimerToken>,
     rejoin: Option<TimerToken>,
@@ -35,7 +35,7 @@ impl Chains {
         Self {
             next_token: 0,
             probe: None,
-            announce: None,
+            sync: None,
             announce_down: None,
             gossip: None,
             rejoin: None,
@@ -46,7 +46,7 @@ impl Chains {
     /// Forgets every chain: their timers in flight become stale.
     pub(super) fn reset(&mut self) {
         self.probe = None;
-        self.announce = None;
+        self.sync = None;
         self.announce_down = None;
         self.gossip = None;
         self.rejoin = None;
@@ -110,14 +110,14 @@ where
             self.chains.gossip = Some(token);
             runtime.submit_after(Timer::PeriodicGossip(token), p.frequency);
         }
-        if let Some(p) = self.config.periodic_announce
+        if let Some(p) = self.config.periodic_sync
             && has_active
-            && self.chains.announce.is_none()
+            && self.chains.sync.is_none()
         {
             let token = self.chains.issue();
-            self.chains.announce = Some(token);
+            self.chains.sync = Some(token);
             let after = self.jittered(p.frequency);
-            runtime.submit_after(Timer::PeriodicAnnounce(token), after);
+            runtime.submit_after(Timer::PeriodicSync(token), after);
         }
         if let Some(p) = self.config.periodic_announce_to_down_members
             && has_down
@@ -175,9 +175,9 @@ where
                 self.remove_down(&member_id, incarnation, runtime);
                 Ok(())
             }
-            Timer::PeriodicAnnounce(token) => {
-                if claim(&mut self.chains.announce, token) {
-                    self.periodic_announce(false, runtime)
+            Timer::PeriodicSync(token) => {
+                if claim(&mut self.chains.sync, token) {
+                    self.periodic_sync(runtime)
                 } else {
                     self.metrics.stale_timers += 1;
                     Ok(())
@@ -185,7 +185,7 @@ where
             }
             Timer::PeriodicAnnounceDown(token) => {
                 if claim(&mut self.chains.announce_down, token) {
-                    self.periodic_announce(true, runtime)
+                    self.periodic_announce_to_down(runtime)
                 } else {
                     self.metrics.stale_timers += 1;
                     Ok(())
@@ -372,27 +372,32 @@ where
         self.members.remove(pos);
     }
 
-    fn periodic_announce(
-        &mut self,
-        to_down: bool,
-        runtime: &mut impl Runtime<T>,
-    ) -> Result<(), Error> {
-        let params = if to_down {
-            self.config.periodic_announce_to_down_members
-        } else {
-            self.config.periodic_announce
-        };
-        let Some(params) = params else {
+    fn periodic_sync(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        let Some(params) = self.config.periodic_sync else {
             return Ok(());
         };
-        let wanted = usize::from(params.num_members);
-        let (pool, down_only) = if to_down {
-            (Pool::Inactive, true)
-        } else {
-            (Pool::Active, false)
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members.choose_active(
+            usize::from(params.num_members),
+            &mut self.rng,
+            |_| true,
+            &mut ids,
+        );
+        let mut result = Ok(());
+        for id in &ids {
+            result = result.and(self.send_sync(id, false, runtime));
+        }
+        self.ids = ids;
+        result
+    }
+
+    fn periodic_announce_to_down(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        let Some(params) = self.config.periodic_announce_to_down_members else {
+            return Ok(());
         };
-        let keep = |m: &Member<T>| !down_only || m.state() == State::Down;
-        self.send_to_random(pool, wanted, keep, || Message::Announce, runtime)
+        let keep = |m: &Member<T>| m.state() == State::Down;
+        let wanted = usize::from(params.num_members);
+        self.send_to_random(Pool::Inactive, wanted, keep, || Message::Announce, runtime)
             .map(drop)
     }
 
