@@ -114,6 +114,15 @@ impl<T: Identity> Members<T> {
             .map(|pos| pos as usize)
     }
 
+    /// [`find`](Self::find), trying `hint` first: a position where `addr`
+    /// may still be (checked), which saves the index read when it is.
+    pub(crate) fn find_near(&self, addr: &T::Addr, hint: usize) -> Option<usize> {
+        match self.entries.get(hint) {
+            Some(m) if m.id().addr() == *addr => Some(hint),
+            _ => self.find(addr),
+        }
+    }
+
     pub(crate) fn get(&self, pos: usize) -> Option<&Member<T>> {
         self.entries.get(pos)
     }
@@ -301,7 +310,8 @@ impl<T: Identity> Members<T> {
 
     /// The next member to probe: round-robin over a random permutation of the
     /// active members, reshuffled at the end of every round.
-    pub(crate) fn next_probe_target(&mut self, rng: &mut impl Rng) -> Option<&Member<T>> {
+    /// Returns it with its position.
+    pub(crate) fn next_probe_target(&mut self, rng: &mut impl Rng) -> Option<(usize, &Member<T>)> {
         if self.active == 0 {
             return None;
         }
@@ -315,7 +325,7 @@ impl<T: Identity> Members<T> {
         }
         let pos = self.cursor;
         self.cursor += 1;
-        self.entries.get(pos)
+        self.entries.get(pos).map(|m| (pos, m))
     }
 
     /// Picks up to `wanted` distinct random positions in `0..n`, in random
@@ -504,7 +514,7 @@ mod tests {
                 .collect();
             // Probe half the round, churn, then finish the round.
             for _ in 0..expected.len() / 2 {
-                let id = *t.next_probe_target(&mut rng).unwrap().id();
+                let id = *t.next_probe_target(&mut rng).unwrap().1.id();
                 assert!(seen.insert(*id.address()), "probed twice in a round");
             }
             // One probed and one unprobed member go down; a new one joins.
@@ -520,7 +530,7 @@ mod tests {
             expected.insert(newcomer);
             t.check_invariants();
             while seen.len() < expected.len() + 1 {
-                let id = *t.next_probe_target(&mut rng).unwrap().id();
+                let id = *t.next_probe_target(&mut rng).unwrap().1.id();
                 if !seen.insert(*id.address()) {
                     break;
                 }

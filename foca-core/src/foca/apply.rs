@@ -43,7 +43,7 @@ where
         if addr == self.identity.addr() {
             return self.apply_to_self(news, runtime);
         }
-        let Some(pos) = self.members.find(&addr) else {
+        let Some(pos) = self.locate(&addr) else {
             return self.insert_member(news, disseminate, runtime);
         };
         let Some(current) = self.members.get(pos) else {

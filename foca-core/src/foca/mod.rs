@@ -66,6 +66,9 @@ struct Probe<T> {
     number: ProbeNumber,
     /// The member probed, as it was when the probe started.
     target: Option<Member<T>>,
+    /// Where the target was in the table then (a lookup hint: its ack
+    /// comes next).
+    position: usize,
     acked: bool,
     /// Whether the indirect stage (`SendIndirectProbe`) has run.
     indirect_done: bool,
@@ -201,6 +204,7 @@ where
             probe: Probe {
                 number: 0,
                 target: None,
+                position: 0,
                 acked: false,
                 indirect_done: false,
                 indirect_sent: false,
@@ -294,9 +298,18 @@ where
 
     /// What this member knows about `addr`, if anything.
     pub fn member(&self, addr: &T::Addr) -> Option<&Member<T>> {
-        self.members
-            .find(addr)
-            .and_then(|pos| self.members.get(pos))
+        self.locate(addr).and_then(|pos| self.members.get(pos))
+    }
+
+    /// The position of `addr` in the table. The probe target's (whose ack
+    /// is the datagram most often looked up) is tried first, from where the
+    /// probe found it: its record is likely still in cache, its index slot
+    /// is not.
+    fn locate(&self, addr: &T::Addr) -> Option<usize> {
+        match &self.probe.target {
+            Some(t) if t.id().addr() == *addr => self.members.find_near(addr, self.probe.position),
+            _ => self.members.find(addr),
+        }
     }
 
     /// Membership updates waiting to be disseminated.
@@ -318,11 +331,20 @@ where
     pub(crate) fn warm(&self, stage: u8, sender: Option<&T::Addr>) {
         if stage != 2 {
             if let Some(addr) = sender {
-                core::hint::black_box(self.members.find(addr));
+                core::hint::black_box(self.locate(addr));
             }
             return;
         }
         match sender {
+            Some(addr)
+                if self
+                    .probe
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.id().addr() == *addr) =>
+            {
+                core::hint::black_box(self.members.get(self.probe.position).map(Member::state));
+            }
             Some(addr) => self.members.warm_index(addr),
             None => {
                 core::hint::black_box(self.members.peek_probe_target().map(Member::state));

@@ -261,7 +261,11 @@ where
         _fired: TimerToken,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        let Some(target) = self.members.next_probe_target(&mut self.rng).cloned() else {
+        let Some((pos, target)) = self
+            .members
+            .next_probe_target(&mut self.rng)
+            .map(|(pos, m)| (pos, m.clone()))
+        else {
             // Nobody to probe: the chain stops; ensure_timers restarts it.
             return Ok(());
         };
@@ -282,6 +286,7 @@ where
         );
         let id = target.id().clone();
         self.probe.target = Some(target);
+        self.probe.position = pos;
         self.metrics.probes_sent += 1;
         self.send(&id, Message::Ping(number), runtime)
     }

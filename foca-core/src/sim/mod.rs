@@ -50,6 +50,14 @@ use queue::{Next, Queue};
 /// Set in a datagram's `from` when a slow member already delayed it.
 const LATE: u32 = 1 << 31;
 
+/// Datagrams whose receivers' reads are started together (see
+/// [`Sim::warm_lookups`]).
+const LOOKUP_BATCH: usize = 8;
+
+/// Timer events whose members' reads are started together (see
+/// [`Sim::warm_timers`]).
+const TIMER_BATCH: usize = 8;
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -73,11 +81,6 @@ impl Slab {
                 u32::try_from(self.items.len() - 1).unwrap_or(u32::MAX)
             }
         }
-    }
-
-    /// The first byte of a datagram (a cache hint).
-    fn peek(&self, i: u32) -> Option<u8> {
-        self.items.get(i as usize).and_then(|d| d.first().copied())
     }
 
     fn take(&mut self, i: u32) -> Vec<u8> {
@@ -140,6 +143,15 @@ where
     false_positives: u64,
     trackers: Vec<Tracker<Ep<T, C, R, B>>>,
     accuracy: Vec<AccuracySample>,
+    /// `(receiver, sender)` of the datagrams sent since the last batch of
+    /// cache hints, and of the two batches before (see
+    /// [`Sim::warm_lookups`]).
+    sent_recently: Vec<(u32, u32)>,
+    sent_before: Vec<(u32, u32)>,
+    sent_earlier: Vec<(u32, u32)>,
+    /// The nodes of the next timer events (see [`Sim::warm_timers`]).
+    next_timers: Vec<u32>,
+    timers_until_batch: usize,
 }
 
 impl<T, C, R, B> Sim<T, C, R, B>
@@ -175,6 +187,11 @@ where
             false_positives: 0,
             trackers: Vec::new(),
             accuracy: Vec::new(),
+            sent_recently: Vec::with_capacity(LOOKUP_BATCH),
+            sent_before: Vec::with_capacity(LOOKUP_BATCH),
+            sent_earlier: Vec::with_capacity(LOOKUP_BATCH),
+            next_timers: Vec::with_capacity(2 * TIMER_BATCH),
+            timers_until_batch: 0,
         }
     }
 
@@ -450,14 +467,23 @@ where
         let others = self.nodes.len().saturating_sub(1);
         let mut sum = 0.0;
         let mut observers = 0usize;
-        // Each lookup is two cache misses in a large table: start the ones
-        // a few members ahead while this one runs (cache hints only).
-        let ahead = |i: usize, stage: u8| {
-            if let Some(node) = self.nodes.get(i)
-                && crashed.len() <= 4
-            {
+        // Each lookup is a few cache misses (the member's table, its index,
+        // its record): they are started a block of members at a time, in
+        // stages a block apart, so that a block's misses overlap (cache
+        // hints only, see `warm_lookups`).
+        const BLOCK: usize = 16;
+        let warm = |from: usize, stage: u8| {
+            if crashed.len() > 4 {
+                return;
+            }
+            for node in self.nodes.iter().skip(from).take(BLOCK) {
+                let foca = node.endpoint.foca();
+                if stage == 0 {
+                    core::hint::black_box(foca.num_members());
+                    continue;
+                }
                 for a in &crashed {
-                    node.endpoint.foca().warm_lookup(stage, a);
+                    foca.warm_lookup(stage, a);
                 }
             }
         };
@@ -468,8 +494,11 @@ where
             .enumerate()
             .filter(|(_, (_, h))| h.up)
         {
-            ahead(i + 8, 1);
-            ahead(i + 4, 2);
+            if i % BLOCK == 0 {
+                warm(i + 2 * BLOCK, 0);
+                warm(i + BLOCK, 1);
+                warm(i, 2);
+            }
             let foca = node.endpoint.foca();
             let stale = crashed
                 .iter()
@@ -512,50 +541,70 @@ where
     pub fn run_until(&mut self, until: Duration) {
         let limit = nanos(until);
         while let Some(next) = self.queue.pop_due(limit) {
-            self.warm();
             match next {
                 Next::Datagram(d) => {
                     self.now = self.now.max(Duration::from_nanos(d.at));
                     self.deliver(d);
                 }
                 Next::Timer(n, at) => {
+                    self.timers_until_batch = self.timers_until_batch.saturating_sub(1);
+                    if self.timers_until_batch == 0 {
+                        self.warm_timers();
+                    }
                     self.now = self.now.max(Duration::from_nanos(at));
                     self.fire(n);
+                    self.queue.settle();
                 }
             }
         }
         self.now = self.now.max(until);
     }
 
-    /// Brings what the next events will read into cache while this one
-    /// runs, in three stages: the endpoint three events ahead; what the
-    /// endpoint two events ahead points to (its sender's index slot, its
-    /// timer heap, buffers, backlog); and the sender's member record of the
-    /// next event. Each stage reads what the one before brought in, so its
-    /// misses do not wait on one another. A hint only: it reads, and
-    /// changes nothing.
-    fn warm(&self) {
-        let ahead = self.queue.peek_ahead();
-        for (k, whose) in ahead.iter().enumerate().rev() {
-            let Some((n, datagram)) = *whose else {
-                continue;
-            };
-            let Some(node) = self.nodes.get(n as usize) else {
-                continue;
-            };
-            let stage = match k {
-                0 => 3,
-                1 => 2,
-                _ => 1,
-            };
-            let sender = datagram.and_then(|(_, from)| self.addrs.get((from & !LATE) as usize));
-            if stage == 2
-                && let Some((payload, _)) = datagram
-            {
-                core::hint::black_box(self.slab.peek(payload));
+    /// Starts reading what the next timer events will read, a batch at a
+    /// time and in two stages, as [`Sim::warm_lookups`] does for
+    /// datagrams: the endpoints of the timers after the next
+    /// [`TIMER_BATCH`] (stage 1), and what the endpoints of the next ones
+    /// point to (stage 2: their timer queues, buffers, probe targets). A
+    /// hint only: reads, changes nothing.
+    fn warm_timers(&mut self) {
+        let mut next = core::mem::take(&mut self.next_timers);
+        self.queue.next_timers(2 * TIMER_BATCH, &mut next);
+        for (k, &n) in next.iter().enumerate() {
+            if let Some(node) = self.nodes.get(n as usize) {
+                node.endpoint
+                    .warm(if k < TIMER_BATCH { 2 } else { 1 }, None);
             }
-            node.endpoint.warm(stage, sender);
         }
+        self.next_timers = next;
+        self.timers_until_batch = TIMER_BATCH;
+    }
+
+    /// Starts reading what the receivers of the datagrams just sent will
+    /// read when these arrive, a batch at a time, in three stages: the
+    /// receivers' endpoints (this batch), the index slots where their
+    /// lookups of the senders start (the batch before, whose endpoints are
+    /// in cache by now), and the senders' records (the batch before that).
+    /// A read from a large table or a cold endpoint is a cache miss, and a
+    /// miss costs about the same whether it waits alone or with a batch of
+    /// others: started together, they overlap. The datagrams arrive a link
+    /// latency later (a few dozen events on), when the lines are still in
+    /// cache. A hint only: reads, changes nothing.
+    fn warm_lookups(&mut self) {
+        for (batch, stage) in [(&self.sent_earlier, 3), (&self.sent_before, 2)] {
+            for &(to, from) in batch {
+                if let Some(node) = self.nodes.get(to as usize) {
+                    node.endpoint.warm(stage, self.addrs.get(from as usize));
+                }
+            }
+        }
+        for &(to, _) in &self.sent_recently {
+            if let Some(node) = self.nodes.get(to as usize) {
+                node.endpoint.warm(1, None);
+            }
+        }
+        core::mem::swap(&mut self.sent_earlier, &mut self.sent_before);
+        core::mem::swap(&mut self.sent_before, &mut self.sent_recently);
+        self.sent_recently.clear();
     }
 
     /// A member's timer is due.
@@ -720,6 +769,10 @@ where
         } else {
             1
         };
+        self.sent_recently.push((to, from));
+        if self.sent_recently.len() >= LOOKUP_BATCH {
+            self.warm_lookups();
+        }
         let life = self.hot[to as usize].life;
         if copies == 2 {
             let at = depart + params.latency + self.jitter(params.jitter);

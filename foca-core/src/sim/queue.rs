@@ -51,49 +51,6 @@ impl Ord for Datagram {
     }
 }
 
-/// Whose event it is: the node, and for a datagram its payload and sender.
-pub(super) type Whose = (u32, Option<(u32, u32)>);
-
-/// How many events [`Queue::peek_ahead`] sees.
-pub(super) const AHEAD: usize = 3;
-
-/// The positions of the three smallest entries of a min-heap with `arity`
-/// children per node, smallest first: the root; the least of its
-/// children; the least of the other children and the second's children.
-fn smallest_three<X>(
-    heap: &[X],
-    arity: usize,
-    key: impl Fn(&X) -> (u64, u64),
-) -> [Option<usize>; 3] {
-    let least = |range: core::ops::Range<usize>, except: usize| {
-        let mut best: Option<(usize, (u64, u64))> = None;
-        for i in range {
-            if i == except {
-                continue;
-            }
-            let Some(x) = heap.get(i) else { break };
-            let k = key(x);
-            if best.is_none_or(|(_, b)| k < b) {
-                best = Some((i, k));
-            }
-        }
-        best
-    };
-    if heap.is_empty() {
-        return [None; 3];
-    }
-    let Some((second, _)) = least(1..1 + arity, usize::MAX) else {
-        return [Some(0), None, None];
-    };
-    let siblings = least(1..1 + arity, second);
-    let children = least(second * arity + 1..second * arity + 1 + arity, usize::MAX);
-    let third = match (siblings, children) {
-        (Some(a), Some(b)) => Some(if b.1 < a.1 { b.0 } else { a.0 }),
-        (a, b) => a.or(b).map(|x| x.0),
-    };
-    [Some(0), Some(second), third]
-}
-
 /// What comes out of the queue.
 pub(super) enum Next {
     Datagram(Datagram),
@@ -106,6 +63,10 @@ pub(super) struct Queue {
     seq: u64,
     datagrams: BinaryHeap<Datagram>,
     timers: TimerHeap,
+    /// The timer last popped, still in the heap: the member's next
+    /// deadline usually replaces it in place (one sift instead of a
+    /// removal and an insertion). See [`Queue::settle`].
+    fired: Option<(u32, u64)>,
 }
 
 impl Queue {
@@ -133,13 +94,29 @@ impl Queue {
         self.timers.remove(node);
     }
 
-    /// When `node`'s timer is armed for.
+    /// When `node`'s timer is armed for (a timer popped and not re-armed
+    /// since is not).
     pub(super) fn armed(&self, node: u32) -> Option<u64> {
-        self.timers.get(node)
+        match self.fired {
+            Some((n, seq)) if n == node && self.timers.seq_of(node) == Some(seq) => None,
+            _ => self.timers.get(node),
+        }
     }
 
-    /// The earliest event due at `limit` (nanoseconds) or before.
+    /// Removes the timer popped last unless it was re-armed since: call
+    /// after handling each timer event.
+    pub(super) fn settle(&mut self) {
+        if let Some((node, seq)) = self.fired.take()
+            && self.timers.seq_of(node) == Some(seq)
+        {
+            self.timers.remove(node);
+        }
+    }
+
+    /// The earliest event due at `limit` (nanoseconds) or before. A timer
+    /// stays armed until [`Queue::settle`].
     pub(super) fn pop_due(&mut self, limit: u64) -> Option<Next> {
+        self.settle();
         let d = self.datagrams.peek().map(|d| (d.at, d.seq));
         let t = self.timers.peek().map(|t| (t.at, t.seq));
         match (d, t) {
@@ -152,42 +129,15 @@ impl Queue {
         }
     }
 
-    /// The node (and for a datagram, the payload and sender) of each of
-    /// the next [`AHEAD`] events, soonest first, as things stand (arming
-    /// and sending may change them): for cache hints only.
-    pub(super) fn peek_ahead(&self) -> [Option<Whose>; AHEAD] {
-        let d = self.datagrams.as_slice();
-        let dk = smallest_three(d, 2, |d| (d.at, d.seq));
-        let t = self.timers.heap.as_slice();
-        let tk = smallest_three(t, ARITY, Armed::key);
-        // Merge the two sorted lists.
-        let (mut i, mut j) = (0, 0);
-        let mut out = [None; AHEAD];
-        for slot in &mut out {
-            let a = dk.get(i).copied().flatten();
-            let b = tk.get(j).copied().flatten();
-            *slot = match (a, b) {
-                (Some(a), Some(b)) if t[b].key() < (d[a].at, d[a].seq) => {
-                    j += 1;
-                    Some((t[b].node, None))
-                }
-                (Some(a), _) => {
-                    i += 1;
-                    Some((d[a].node, Some((d[a].payload, d[a].from))))
-                }
-                (None, Some(b)) => {
-                    j += 1;
-                    Some((t[b].node, None))
-                }
-                (None, None) => None,
-            };
-        }
-        out
+    /// The nodes of the next `k` timers, soonest first, as things stand
+    /// (for cache hints).
+    pub(super) fn next_timers(&self, k: usize, out: &mut Vec<u32>) {
+        self.timers.smallest(k, out);
     }
 
     fn pop_timer(&mut self) -> Option<Next> {
         let top = *self.timers.peek()?;
-        self.timers.remove(top.node);
+        self.fired = Some((top.node, top.seq));
         Some(Next::Timer(top.node, top.at))
     }
 }
@@ -222,6 +172,30 @@ struct TimerHeap {
 impl TimerHeap {
     fn peek(&self) -> Option<&Armed> {
         self.heap.first()
+    }
+
+    /// The nodes of the `k` earliest timers, earliest first: a best-first
+    /// walk down the heap, `O(k log k)`.
+    fn smallest(&self, k: usize, out: &mut Vec<u32>) {
+        out.clear();
+        let mut frontier: BinaryHeap<Reverse<((u64, u64), usize)>> = BinaryHeap::new();
+        if let Some(root) = self.heap.first() {
+            frontier.push(Reverse((root.key(), 0)));
+        }
+        while out.len() < k
+            && let Some(Reverse((_, i))) = frontier.pop()
+        {
+            out.push(self.heap[i].node);
+            let first = i * ARITY + 1;
+            for c in first..(first + ARITY).min(self.heap.len()) {
+                frontier.push(Reverse((self.heap[c].key(), c)));
+            }
+        }
+    }
+
+    fn seq_of(&self, node: u32) -> Option<u64> {
+        let i = *self.pos.get(node as usize)?;
+        self.heap.get(i as usize).map(|a| a.seq)
     }
 
     fn get(&self, node: u32) -> Option<u64> {
@@ -357,37 +331,22 @@ mod tests {
     }
 
     #[test]
-    fn peek_ahead_sees_the_next_events_in_order() {
+    fn next_timers_are_the_earliest_in_order() {
         let mut q = Queue::default();
         let mut x: u64 = 99;
-        for round in 0..400u32 {
+        for node in 0..300u32 {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let at = (x >> 40) % 50;
-            if round % 3 == 0 {
-                q.push(at, round, 0, round, round + 1);
-            } else {
-                q.arm(round % 97, at);
-            }
-            if round % 7 == 0 {
-                let ahead = q.peek_ahead();
-                let mut copy = Queue {
-                    seq: q.seq,
-                    datagrams: q.datagrams.clone(),
-                    timers: TimerHeap {
-                        heap: q.timers.heap.clone(),
-                        pos: q.timers.pos.clone(),
-                    },
-                };
-                for want in ahead {
-                    let got = copy.pop_due(u64::MAX).map(|n| match n {
-                        Next::Datagram(d) => (d.node, Some((d.payload, d.from))),
-                        Next::Timer(node, _) => (node, None),
-                    });
-                    assert_eq!(got, want);
-                }
-            }
+            q.arm(node, (x >> 40) % 50);
+        }
+        let mut ahead = Vec::new();
+        q.next_timers(20, &mut ahead);
+        for want in ahead {
+            let Some(Next::Timer(got, _)) = q.pop_due(u64::MAX) else {
+                panic!("fewer timers than peeked");
+            };
+            assert_eq!(got, want);
         }
     }
 
