@@ -59,6 +59,7 @@ struct Traffic {
     bytes_in: u64,
     bytes_out: u64,
     max_updates_backlog: u64,
+    probes_sent: u64,
 }
 
 /// The probe in progress.
@@ -266,6 +267,7 @@ where
         m.bytes_in = t.bytes_in;
         m.bytes_out = t.bytes_out;
         m.max_updates_backlog = t.max_updates_backlog;
+        m.probes_sent = t.probes_sent;
         m.updates_dropped = self.updates.dropped;
         m.broadcasts_dropped = self.broadcasts.dropped;
         m.updates_backlog = self.updates.len() as u64;

@@ -287,7 +287,7 @@ where
         let id = target.id().clone();
         self.probe.target = Some(target);
         self.probe.position = pos;
-        self.metrics.probes_sent += 1;
+        self.traffic.probes_sent += 1;
         self.send(&id, Message::Ping(number), runtime)
     }
 

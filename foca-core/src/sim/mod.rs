@@ -545,6 +545,7 @@ where
                 Next::Datagram(d) => {
                     self.now = self.now.max(Duration::from_nanos(d.at));
                     self.deliver(d);
+                    self.queue.settle();
                 }
                 Next::Timer(n, at) => {
                     self.timers_until_batch = self.timers_until_batch.saturating_sub(1);

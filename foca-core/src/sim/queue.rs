@@ -67,20 +67,32 @@ pub(super) struct Queue {
     /// deadline usually replaces it in place (one sift instead of a
     /// removal and an insertion). See [`Queue::settle`].
     fired: Option<(u32, u64)>,
+    /// Whether the datagram at the top of its heap was popped already: the
+    /// next push replaces it in place (a handled datagram is usually
+    /// answered). See [`Queue::settle`].
+    delivered: bool,
 }
 
 impl Queue {
     /// Queues a datagram for `node` at `at` (nanoseconds).
     pub(super) fn push(&mut self, at: u64, node: u32, life: u32, payload: u32, from: u32) {
         self.seq += 1;
-        self.datagrams.push(Datagram {
+        let datagram = Datagram {
             at,
             seq: self.seq,
             node,
             life,
             payload,
             from,
-        });
+        };
+        if self.delivered
+            && let Some(mut top) = self.datagrams.peek_mut()
+        {
+            self.delivered = false;
+            *top = datagram;
+        } else {
+            self.datagrams.push(datagram);
+        }
     }
 
     /// Sets `node`'s timer to `at` (nanoseconds), replacing any armed one.
@@ -103,9 +115,13 @@ impl Queue {
         }
     }
 
-    /// Removes the timer popped last unless it was re-armed since: call
-    /// after handling each timer event.
+    /// Removes the timer popped last unless it was re-armed since, and
+    /// the datagram popped last unless a push replaced it: call after
+    /// handling each event.
     pub(super) fn settle(&mut self) {
+        if core::mem::take(&mut self.delivered) {
+            self.datagrams.pop();
+        }
         if let Some((node, seq)) = self.fired.take()
             && self.timers.seq_of(node) == Some(seq)
         {
@@ -122,7 +138,10 @@ impl Queue {
         match (d, t) {
             (Some(d), Some(t)) if t < d => (t.0 <= limit).then(|| self.pop_timer()).flatten(),
             (Some(d), _) => (d.0 <= limit)
-                .then(|| self.datagrams.pop().map(Next::Datagram))
+                .then(|| {
+                    self.delivered = true;
+                    self.datagrams.peek().copied().map(Next::Datagram)
+                })
                 .flatten(),
             (None, Some(t)) => (t.0 <= limit).then(|| self.pop_timer()).flatten(),
             (None, None) => None,
@@ -175,20 +194,26 @@ impl TimerHeap {
     }
 
     /// The nodes of the `k` earliest timers, earliest first: a best-first
-    /// walk down the heap, `O(k log k)`.
+    /// walk down the heap, whose frontier (at most `3k + 1` entries, a few
+    /// cache lines) is scanned for its least at each step.
     fn smallest(&self, k: usize, out: &mut Vec<u32>) {
         out.clear();
-        let mut frontier: BinaryHeap<Reverse<((u64, u64), usize)>> = BinaryHeap::new();
+        let mut frontier: Vec<((u64, u64), usize)> = Vec::with_capacity(3 * k + 1);
         if let Some(root) = self.heap.first() {
-            frontier.push(Reverse((root.key(), 0)));
+            frontier.push((root.key(), 0));
         }
-        while out.len() < k
-            && let Some(Reverse((_, i))) = frontier.pop()
-        {
+        while out.len() < k && !frontier.is_empty() {
+            let mut best = 0;
+            for (j, f) in frontier.iter().enumerate().skip(1) {
+                if f.0 < frontier[best].0 {
+                    best = j;
+                }
+            }
+            let (_, i) = frontier.swap_remove(best);
             out.push(self.heap[i].node);
             let first = i * ARITY + 1;
             for c in first..(first + ARITY).min(self.heap.len()) {
-                frontier.push(Reverse((self.heap[c].key(), c)));
+                frontier.push((self.heap[c].key(), c));
             }
         }
     }
