@@ -126,6 +126,18 @@ fn isolated_member_rejoins_by_itself() {
 }
 
 #[test]
+fn isolated_member_that_forgot_the_cluster_catches_up_at_once() {
+    // Cut off for about 600 periods, it declares every other member down
+    // and forgets the first ones (down records go after 180 s): back, it
+    // must pull the whole view, not wait for the members it forgot to
+    // talk to it (27 periods before it announced on reconnecting).
+    let r = run(Scenario::Isolate, 300, 1, 0.0);
+    let healed = r.convergence_after_heal_periods.expect("rejoined");
+    assert!(healed <= 5.0, "{healed} periods");
+    assert!((r.view_accuracy_final - 1.0).abs() < 1e-9);
+}
+
+#[test]
 fn restarts_spread_within_c_log_n_periods() {
     let r = run(Scenario::RollingRestart, N, 1, 0.0);
     let all = r

@@ -379,6 +379,12 @@ where
         core::hint::black_box(self.config.max_members);
         core::hint::black_box((self.config.probe_period, self.config.max_packet_size));
         core::hint::black_box(self.config.periodic_gossip.is_some());
+        core::hint::black_box((
+            self.config.retransmit_multiplier,
+            self.config.suspicion_multiplier,
+            self.config.probe_rtt,
+            self.config.max_updates_backlog,
+        ));
         core::hint::black_box((self.probe.number, self.status, self.header_size));
         core::hint::black_box((self.chains.rejoin_delay, self.ids.len()));
         core::hint::black_box((self.buf.len(), self.scratch.len()));
@@ -725,6 +731,10 @@ where
         if reconnected {
             self.cut_off = false;
             self.tell_the_declared_down(runtime);
+            // Our view is far behind (members we declared down and then
+            // forgot): pull a feed, which starts a chain of them (see
+            // `receive`) until feeds stop bringing news.
+            let _ = self.send_to_random(Pool::Active, 1, |_| true, || Message::Announce, runtime);
         }
         self.ensure_timers(runtime);
         let backlog = self.updates.len() as u64;
