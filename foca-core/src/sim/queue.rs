@@ -150,7 +150,7 @@ impl Queue {
 
     /// The nodes of the next `k` timers, soonest first, as things stand
     /// (for cache hints).
-    pub(super) fn next_timers(&self, k: usize, out: &mut Vec<u32>) {
+    pub(super) fn next_timers(&mut self, k: usize, out: &mut Vec<u32>) {
         self.timers.smallest(k, out);
     }
 
@@ -186,6 +186,8 @@ struct TimerHeap {
     pub(super) heap: Vec<Armed>,
     /// Each node's index in `heap`, or [`ABSENT`].
     pos: Vec<u32>,
+    /// Scratch for [`TimerHeap::smallest`], kept to avoid allocating.
+    frontier: Vec<((u64, u64), usize)>,
 }
 
 impl TimerHeap {
@@ -196,9 +198,10 @@ impl TimerHeap {
     /// The nodes of the `k` earliest timers, earliest first: a best-first
     /// walk down the heap, whose frontier (at most `3k + 1` entries, a few
     /// cache lines) is scanned for its least at each step.
-    fn smallest(&self, k: usize, out: &mut Vec<u32>) {
+    fn smallest(&mut self, k: usize, out: &mut Vec<u32>) {
         out.clear();
-        let mut frontier: Vec<((u64, u64), usize)> = Vec::with_capacity(3 * k + 1);
+        let mut frontier = core::mem::take(&mut self.frontier);
+        frontier.clear();
         if let Some(root) = self.heap.first() {
             frontier.push((root.key(), 0));
         }
@@ -216,6 +219,7 @@ impl TimerHeap {
                 frontier.push((self.heap[c].key(), c));
             }
         }
+        self.frontier = frontier;
     }
 
     fn seq_of(&self, node: u32) -> Option<u64> {
