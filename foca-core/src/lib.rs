@@ -2,9 +2,9 @@
 //!
 //! This crate is the protocol of [foca](https://example.invalid/foca): the
 //! SWIM failure detector with its infection-style dissemination and suspicion
-//! extensions, custom broadcasts, periodic gossip and announce, and recovery
-//! from losing every peer. It performs no IO and reads no clock: it needs only
-//! `alloc`, so it runs on servers (through a driver crate such as
+//! extensions, custom broadcasts, periodic gossip, anti-entropy by table
+//! summaries ([`Message::Sync`]), and recovery from losing every peer. It
+//! performs no IO and reads no clock: it needs only `alloc`, so it runs on servers (through a driver crate such as
 //! `foca-tokio`), on microcontrollers, and in a deterministic simulator.
 //!
 //! ## Pieces
