@@ -4,8 +4,9 @@
 //! SWIM failure detector with its infection-style dissemination and suspicion
 //! extensions, custom broadcasts, periodic gossip, anti-entropy by table
 //! summaries ([`Message::Sync`]), and recovery from losing every peer. It
-//! performs no IO and reads no clock: it needs only `alloc`, so it runs on servers (through a driver crate such as
-//! `foca-tokio`), on microcontrollers, and in a deterministic simulator.
+//! performs no IO and reads no clock: it needs only `alloc`, so it runs on
+//! servers (through a driver crate such as `foca-tokio`), on
+//! microcontrollers, and in a deterministic simulator.
 //!
 //! ## Pieces
 //! - [`Identity`]: who a member is ([`core::net::SocketAddr`] and
