@@ -91,6 +91,10 @@ pub struct Metrics {
     /// Replies not sent because the peer's identity made the header alone
     /// exceed `max_packet_size`.
     pub unsendable: u64,
+    /// Table summaries ([`Message::Sync`](crate::Message::Sync)) left
+    /// unanswered because this member had answered its share for the probe
+    /// period (far more than its peers' configs send: a misbehaving peer).
+    pub syncs_unanswered: u64,
     /// Timer events ignored because they were stale (from before a reset).
     pub stale_timers: u64,
     /// Membership updates waiting to be disseminated (a gauge).

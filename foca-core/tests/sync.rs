@@ -87,3 +87,55 @@ fn members_in_sync_send_summaries_only() {
     assert!(extra > u64::from(N) * 15, "{extra} extra datagrams");
     assert!(extra <= u64::from(N) * 21, "{extra} extra datagrams");
 }
+
+#[test]
+fn a_flood_of_summaries_is_answered_within_a_bound() {
+    use foca_core::testing::TestCodec;
+    use foca_core::{Codec, Header, Message};
+
+    // A member of 40 that a peer floods with summaries unlike its own.
+    let mut sim = TestSim::new(3);
+    let mut ep = member(&mut sim, 1, 1, config(true));
+    let others = (2..=N).map(|b| Member::alive(id(b), 0));
+    ep.restore(sim.now(), others).unwrap();
+    while ep.poll_transmit().is_some() {}
+    let buckets = 1usize << 4; // `Config::new_lan(40)`: 1024 members, 16 buckets
+    let mut datagram = Vec::new();
+    TestCodec
+        .encode_header(
+            &Header {
+                src: id(2),
+                src_incarnation: 0,
+                dst: id(1),
+                message: Message::Sync { reply: false },
+            },
+            &mut datagram,
+        )
+        .unwrap();
+    datagram.extend_from_slice(&u16::try_from(buckets).unwrap().to_be_bytes());
+    datagram.extend(std::iter::repeat_n(0u8, 2 * buckets)); // all sums zero
+    datagram.extend_from_slice(&[0, 0, 0, 0]); // no updates, no broadcasts
+    let mut answered = 0;
+    for _ in 0..100 {
+        ep.handle_datagram(sim.now(), &datagram).unwrap();
+        while ep.poll_transmit().is_some() {
+            answered += 1;
+        }
+    }
+    let m = ep.foca().metrics();
+    // Each answer is two datagrams (records and our summary); the limit
+    // is 8 answers a probe period with this config.
+    assert_eq!(answered, 16, "{m:?}");
+    assert_eq!(m.syncs_unanswered, 92);
+    assert_eq!(m.dropped.total(), 0);
+    // The next probe period answers again.
+    let later = sim.now() + Duration::from_millis(1500);
+    ep.handle_timeouts(later).unwrap();
+    while ep.poll_transmit().is_some() {}
+    ep.handle_datagram(later, &datagram).unwrap();
+    let mut again = 0;
+    while ep.poll_transmit().is_some() {
+        again += 1;
+    }
+    assert_eq!(again, 2);
+}

@@ -137,6 +137,8 @@ where
     cut_off: bool,
     /// Down verdicts the datagram being handled may still resend.
     verdict_budget: u8,
+    /// Summaries answered this probe period (see `sync_answer_limit`).
+    sync_answers: u16,
     /// Encoded size of the largest header this member sends.
     header_size: usize,
     rng: R,
@@ -195,6 +197,7 @@ where
             connected: false,
             cut_off: false,
             verdict_budget: 0,
+            sync_answers: 0,
             updates: Backlog::new(config.max_updates_backlog),
             broadcasts: Backlog::new(config.max_broadcast_backlog),
             config,

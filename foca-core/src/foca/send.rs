@@ -94,6 +94,18 @@ where
         self.send_with(dst, Message::Feed, Payload::Records(&records), runtime)
     }
 
+    /// Most summaries answered per probe period: eight times the requests
+    /// the config makes a member receive on average (each member asks
+    /// `num_members` peers every `frequency`; an exchange may cost two
+    /// answers), and at least 8.
+    fn sync_answer_limit(&self) -> u16 {
+        let expected = self.config.periodic_sync.map_or(0, |p| {
+            let per_period = self.config.probe_period.as_nanos() * u128::from(p.num_members);
+            per_period.div_ceil(p.frequency.as_nanos().max(1))
+        });
+        u16::try_from(expected.saturating_mul(8).max(8)).unwrap_or(u16::MAX)
+    }
+
     /// This member's table summary: the table's, plus its own record.
     pub(super) fn summary(&self) -> Vec<u16> {
         let mut digest = self.members.digest().clone();
@@ -127,6 +139,14 @@ where
         reply: bool,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
+        // Answering costs a pass over the table and up to two datagrams: a
+        // peer (or a forger) asking far more often than the config makes
+        // members ask is not answered beyond a bound.
+        if self.sync_answers >= self.sync_answer_limit() {
+            self.metrics.syncs_unanswered += 1;
+            return Ok(());
+        }
+        self.sync_answers += 1;
         let ours = self.summary();
         if theirs.len() != ours.len() * 2 {
             // Configs that give different bucket counts: nothing to compare,

@@ -153,6 +153,7 @@ where
         let result = match timer {
             Timer::ProbeRandomMember(token) => {
                 if claim(&mut self.chains.probe, token) {
+                    self.sync_answers = 0;
                     self.conclude_probe(runtime)
                         .and_then(|()| self.start_probe(token, runtime))
                 } else {
