@@ -88,18 +88,11 @@ fn members_in_sync_send_summaries_only() {
     assert!(extra <= u64::from(N) * 21, "{extra} extra datagrams");
 }
 
-#[test]
-fn a_flood_of_summaries_is_answered_within_a_bound() {
+/// A `Sync` from member 2 to member 1 whose summary has `buckets` sums,
+/// all zero.
+fn summary_datagram(buckets: usize) -> Vec<u8> {
     use foca_core::testing::TestCodec;
     use foca_core::{Codec, Header, Message};
-
-    // A member of 40 that a peer floods with summaries unlike its own.
-    let mut sim = TestSim::new(3);
-    let mut ep = member(&mut sim, 1, 1, config(true));
-    let others = (2..=N).map(|b| Member::alive(id(b), 0));
-    ep.restore(sim.now(), others).unwrap();
-    while ep.poll_transmit().is_some() {}
-    let buckets = 1usize << 4; // `Config::new_lan(40)`: 1024 members, 16 buckets
     let mut datagram = Vec::new();
     TestCodec
         .encode_header(
@@ -115,6 +108,44 @@ fn a_flood_of_summaries_is_answered_within_a_bound() {
     datagram.extend_from_slice(&u16::try_from(buckets).unwrap().to_be_bytes());
     datagram.extend(std::iter::repeat_n(0u8, 2 * buckets)); // all sums zero
     datagram.extend_from_slice(&[0, 0, 0, 0]); // no updates, no broadcasts
+    datagram
+}
+
+/// Member 1 of `N`, knowing the others.
+fn lone_member(sim: &mut TestSim) -> TestEndpoint {
+    let mut ep = member(sim, 1, 1, config(true));
+    let others = (2..=N).map(|b| Member::alive(id(b), 0));
+    ep.restore(sim.now(), others).unwrap();
+    while ep.poll_transmit().is_some() {}
+    ep
+}
+
+#[test]
+fn a_summary_of_another_shape_gets_a_sample() {
+    // 8 buckets where this member has 16 (another config): nothing to
+    // compare, so it answers as to an announce, with one feed.
+    let mut sim = TestSim::new(3);
+    let mut ep = lone_member(&mut sim);
+    ep.handle_datagram(sim.now(), &summary_datagram(8)).unwrap();
+    let sent: Vec<_> = std::iter::from_fn(|| ep.poll_transmit()).collect();
+    assert_eq!(sent.len(), 1);
+    // A feed of records: far longer than a header and two counts.
+    assert!(sent[0].data.len() > 200, "{} bytes", sent[0].data.len());
+    // A malformed shape (not a power of two) is refused whole.
+    let mut bad = summary_datagram(16);
+    let at = bad.len() - 4 - 2 * 16 - 2;
+    bad[at..at + 2].copy_from_slice(&15u16.to_be_bytes());
+    ep.handle_datagram(sim.now(), &bad).unwrap();
+    assert!(ep.poll_transmit().is_none());
+    assert_eq!(ep.foca().metrics().dropped.decode, 1);
+}
+
+#[test]
+fn a_flood_of_summaries_is_answered_within_a_bound() {
+    // A member of 40 that a peer floods with summaries unlike its own.
+    let mut sim = TestSim::new(3);
+    let mut ep = lone_member(&mut sim);
+    let datagram = summary_datagram(1 << 4); // `Config::new_lan(40)`: 16 buckets
     let mut answered = 0;
     for _ in 0..100 {
         ep.handle_datagram(sim.now(), &datagram).unwrap();
