@@ -98,11 +98,14 @@ pub enum Message<T> {
     /// (a section after the header, see the module docs) holds, for each of
     /// `2^b` buckets of records, a 16-bit sum of hashes of the active
     /// records `(identity, incarnation)` in it, the sender's own included.
-    /// The receiver answers, for the buckets whose sums differ from its own,
-    /// with its records there (a [`Message::Gossip`]) and, unless `reply`,
-    /// with its own summary (`reply` set) so that the sender sends back the
-    /// records it has there. Members whose configs give different bucket
-    /// counts answer with a random sample instead (a [`Message::Feed`]).
+    /// The receiver answers only if some bucket sums differ from its own:
+    /// a request with a `Sync { reply: true }` that carries its summary and,
+    /// as updates, its records in the differing buckets; a reply with a
+    /// [`Message::Gossip`] of its records there. A reply whose records
+    /// taught the requester members it lacked is followed by a request to
+    /// another member, until one brings nothing new. Members whose configs
+    /// give different bucket counts answer a request with a random sample
+    /// instead (a [`Message::Feed`]).
     Sync {
         /// Whether this answers a `Sync` (and must not be answered with one).
         reply: bool,

@@ -198,6 +198,20 @@ where
         // far behind (we just joined, or came back after being cut off):
         // pull another one, from someone else, until feeds stop bringing
         // news.
+        // Likewise for the records answering our summary: the buckets that
+        // differed held members we lacked, and likely more than one
+        // datagram's worth: compare with someone else at once.
+        if message == (Message::Sync { reply: true }) && self.members.len() > known {
+            let mut ids = core::mem::take(&mut self.ids);
+            self.members
+                .choose_active(1, &mut self.rng, |m| m.id() != &src, &mut ids);
+            let sent = ids
+                .first()
+                .cloned()
+                .map_or(Ok(()), |next| self.send_sync(&next, runtime));
+            self.ids = ids;
+            sent?;
+        }
         if message == Message::Feed && self.members.len() > known {
             self.send_to_random(
                 Pool::Active,

@@ -27,8 +27,9 @@ enum Payload<'a, T> {
     Broadcasts,
     /// These records, as many as fit.
     Records(&'a [Member<T>]),
-    /// A table summary (the section a [`Message::Sync`] carries).
-    Summary(&'a [u16]),
+    /// A table summary (the section a [`Message::Sync`] carries), then
+    /// these records, as many as fit.
+    Summary(&'a [u16], &'a [Member<T>]),
 }
 
 impl<T, C, R, B> Foca<T, C, R, B>
@@ -113,25 +114,26 @@ where
         digest.into_sums()
     }
 
-    /// Sends this member's table summary to `dst` (see [`Message::Sync`]).
+    /// Asks `dst` to compare summaries: sends this member's (see
+    /// [`Message::Sync`]).
     pub(super) fn send_sync(
         &mut self,
         dst: &T,
-        reply: bool,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         let summary = self.summary();
         self.send_with(
             dst,
-            Message::Sync { reply },
-            Payload::Summary(&summary),
+            Message::Sync { reply: false },
+            Payload::Summary(&summary, &[]),
             runtime,
         )
     }
 
-    /// Answers a summary (`theirs`, big-endian sums) from `src`: our records
-    /// in the buckets that differ, and unless `reply`, our summary so that
-    /// `src` sends back its records there.
+    /// Answers a summary (`theirs`, big-endian sums) from `src` with our
+    /// records in the buckets that differ: to a request, in one
+    /// `Sync { reply: true }` that also carries our summary (so that `src`
+    /// sends back its records there); to a reply, in a `Gossip`.
     pub(super) fn answer_sync(
         &mut self,
         src: &T,
@@ -192,14 +194,18 @@ where
                 records.push(m.clone());
             }
         }
-        if !records.is_empty() {
-            self.send_records(src, Message::Gossip, &records, runtime)?;
-        }
         if reply {
-            Ok(())
-        } else {
-            self.send_sync(src, true, runtime)
+            if records.is_empty() {
+                return Ok(());
+            }
+            return self.send_records(src, Message::Gossip, &records, runtime);
         }
+        self.send_with(
+            src,
+            Message::Sync { reply: true },
+            Payload::Summary(&ours, &records),
+            runtime,
+        )
     }
 
     /// Sends a `Gossip` to up to `fanout` random active members, if there is
@@ -310,9 +316,9 @@ where
             .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
         debug_assert_eq!(
             matches!(header.message, Message::Sync { .. }),
-            matches!(payload, Payload::Summary(_))
+            matches!(payload, Payload::Summary(..))
         );
-        if let Payload::Summary(sums) = payload {
+        if let Payload::Summary(sums, _) = payload {
             // At most 256 sums (MAX_BUCKET_BITS).
             let k = u16::try_from(sums.len()).unwrap_or(u16::MAX);
             buf.extend_from_slice(&k.to_be_bytes());
@@ -362,7 +368,7 @@ where
         let mut scratch = core::mem::take(&mut self.scratch);
         scratch.clear();
         let (updates, broadcasts) = match payload {
-            Payload::Records(records) => {
+            Payload::Records(records) | Payload::Summary(_, records) => {
                 let mut count = 0;
                 for record in records {
                     let before = buf.len();
@@ -377,7 +383,6 @@ where
                 }
                 (count, 0)
             }
-            Payload::Summary(_) => (0, 0),
             Payload::Updates => (told + self.fill_updates(buf, budget, limit, skip).0, 0),
             Payload::Broadcasts => (0, self.fill_broadcasts(&mut scratch, budget, limit, to).0),
             Payload::Piggyback => {

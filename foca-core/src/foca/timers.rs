@@ -391,7 +391,7 @@ where
         );
         let mut result = Ok(());
         for id in &ids {
-            result = result.and(self.send_sync(id, false, runtime));
+            result = result.and(self.send_sync(id, runtime));
         }
         self.ids = ids;
         result
