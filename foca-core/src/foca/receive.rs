@@ -202,15 +202,13 @@ where
         // differed held members we lacked, and likely more than one
         // datagram's worth: compare with someone else at once.
         if message == (Message::Sync { reply: true }) && self.members.len() > known {
-            let mut ids = core::mem::take(&mut self.ids);
-            self.members
-                .choose_active(1, &mut self.rng, |m| m.id() != &src, &mut ids);
-            let sent = ids
-                .first()
-                .cloned()
-                .map_or(Ok(()), |next| self.send_sync(&next, runtime));
-            self.ids = ids;
-            sent?;
+            self.send_to_random(
+                Pool::Active,
+                1,
+                |m| m.id() != &src,
+                || Message::Sync { reply: false },
+                runtime,
+            )?;
         }
         if message == Message::Feed && self.members.len() > known {
             self.send_to_random(

@@ -46,9 +46,14 @@ where
         message: Message<T>,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
+        let summary;
         let payload = match message {
             Message::Gossip => Payload::Updates,
             Message::Broadcast => Payload::Broadcasts,
+            Message::Sync { .. } => {
+                summary = self.summary();
+                Payload::Summary(&summary, &[])
+            }
             _ => Payload::Piggyback,
         };
         self.send_with(dst, message, payload, runtime)
@@ -112,22 +117,6 @@ where
         let mut digest = self.members.digest().clone();
         digest.add(record_hash(&self.identity, self.incarnation));
         digest.into_sums()
-    }
-
-    /// Asks `dst` to compare summaries: sends this member's (see
-    /// [`Message::Sync`]).
-    pub(super) fn send_sync(
-        &mut self,
-        dst: &T,
-        runtime: &mut impl Runtime<T>,
-    ) -> Result<(), Error> {
-        let summary = self.summary();
-        self.send_with(
-            dst,
-            Message::Sync { reply: false },
-            Payload::Summary(&summary, &[]),
-            runtime,
-        )
     }
 
     /// Answers a summary (`theirs`, big-endian sums) from `src` with our

@@ -382,19 +382,10 @@ where
         let Some(params) = self.config.periodic_sync else {
             return Ok(());
         };
-        let mut ids = core::mem::take(&mut self.ids);
-        self.members.choose_active(
-            usize::from(params.num_members),
-            &mut self.rng,
-            |_| true,
-            &mut ids,
-        );
-        let mut result = Ok(());
-        for id in &ids {
-            result = result.and(self.send_sync(id, runtime));
-        }
-        self.ids = ids;
-        result
+        let wanted = usize::from(params.num_members);
+        let ask = || Message::Sync { reply: false };
+        self.send_to_random(Pool::Active, wanted, |_| true, ask, runtime)
+            .map(drop)
     }
 
     fn periodic_announce_to_down(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
