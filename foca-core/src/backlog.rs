@@ -1,9 +1,13 @@
 //! The dissemination queue ("infection-style dissemination", SWIM §4.1).
 //!
 //! Every update is sent a limited number of times, fewest-sent first, riding
-//! on whatever datagrams the member sends anyway. Items are kept encoded, so
-//! filling a datagram is a copy and an item's size is known when it is
-//! queued: an item that could never fit in a datagram is refused right then.
+//! on whatever datagrams the member sends anyway. An item keeps what its
+//! [`Stored`] type holds: custom broadcasts keep their bytes, so filling a
+//! datagram is a copy; membership updates keep only their size, and are
+//! encoded from the member table when sent (the table has the newest record
+//! anyway), which makes a queued update about 40 bytes instead of 160. Either
+//! way an item's size is known when it is queued: one that could never fit in
+//! a datagram is refused right then.
 //!
 //! Costs: insert, invalidate and removal are `O(log n)`; filling a datagram is
 //! `O(m log n)` for the `m` items it looks at (the ones it takes, plus at most
@@ -13,25 +17,57 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 
 /// How many unsuitable items one fill may pass over before it stops looking.
 pub(crate) const MAX_SKIPS: usize = 32;
 
-/// Position in the send order: fewest transmissions first, newest first.
-type Order = (u32, Reverse<u64>);
+/// Position in the send order: fewest transmissions first, newest first,
+/// packed in one word (transmissions in the top 16 bits, the complement of
+/// a 48-bit insertion counter below: 2^48 insertions, far beyond any run).
+type Order = u64;
 
-struct Entry<K, V> {
-    key: K,
-    value: V,
-    data: Vec<u8>,
+const SEQ_BITS: u32 = 48;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+
+fn order(sent: u32, seq: u64) -> Order {
+    (u64::from(sent.min(0xffff)) << SEQ_BITS) | (SEQ_MASK - (seq & SEQ_MASK))
 }
 
-/// A bounded queue of encoded items, keyed so that news about one thing
-/// replaces older news about it.
-pub(crate) struct Backlog<K, V> {
+fn sent_of(order: Order) -> u32 {
+    (order >> SEQ_BITS) as u32
+}
+
+/// What a queued item keeps of its bytes.
+pub(crate) trait Stored {
+    /// The encoded size of the item, without framing.
+    fn size(&self) -> usize;
+}
+
+/// The bytes themselves.
+impl Stored for Vec<u8> {
+    fn size(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Only the size: the bytes are written when sent, from elsewhere.
+impl Stored for u16 {
+    fn size(&self) -> usize {
+        usize::from(*self)
+    }
+}
+
+struct Entry<K, V, D> {
+    key: K,
+    value: V,
+    data: D,
+}
+
+/// A bounded queue of items, keyed so that news about one thing replaces
+/// older news about it.
+pub(crate) struct Backlog<K, V, D: Stored = Vec<u8>> {
     by_key: BTreeMap<K, Order>,
-    queue: BTreeMap<Order, Entry<K, V>>,
+    queue: BTreeMap<Order, Entry<K, V, D>>,
     next_seq: u64,
     capacity: usize,
     bytes: usize,
@@ -46,7 +82,7 @@ pub(crate) enum Refused {
     Stale,
 }
 
-impl<K: Ord + Clone, V> Backlog<K, V> {
+impl<K: Ord + Clone, V, D: Stored> Backlog<K, V, D> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             by_key: BTreeMap::new(),
@@ -79,13 +115,13 @@ impl<K: Ord + Clone, V> Backlog<K, V> {
     }
 
     /// Queues `data` under `key`, replacing the item queued under the same key
-    /// if `replaces(new, old)` says so. Returns how many items were dropped to
-    /// stay within the bound.
+    /// if `replaces(new, old)` says so. Items beyond the bound are dropped
+    /// (most sent first) and counted.
     pub(crate) fn insert(
         &mut self,
         key: K,
         value: V,
-        data: Vec<u8>,
+        data: D,
         replaces: impl FnOnce(&V, &V) -> bool,
     ) -> Result<(), Refused> {
         if let Some(order) = self.by_key.get(&key).copied() {
@@ -98,9 +134,9 @@ impl<K: Ord + Clone, V> Backlog<K, V> {
             }
             self.remove_at(order);
         }
-        let order = (0, Reverse(self.next_seq));
+        let order = order(0, self.next_seq);
         self.next_seq += 1;
-        self.bytes += data.len();
+        self.bytes += data.size();
         self.by_key.insert(key.clone(), order);
         self.queue.insert(order, Entry { key, value, data });
         self.enforce_capacity();
@@ -118,25 +154,27 @@ impl<K: Ord + Clone, V> Backlog<K, V> {
         }
     }
 
-    fn remove_at(&mut self, order: Order) -> Option<Entry<K, V>> {
+    fn remove_at(&mut self, order: Order) -> Option<Entry<K, V, D>> {
         let entry = self.queue.remove(&order)?;
         self.by_key.remove(&entry.key);
-        self.bytes -= entry.data.len();
+        self.bytes -= entry.data.size();
         Some(entry)
     }
 
     /// Appends items to `out` while they fit in `budget` bytes, fewest-sent
-    /// first, skipping those `accept` refuses. `frame` is the per-item
-    /// framing overhead written by `write`. Items sent `limit` times are
-    /// retired. Returns (items written, bytes written).
+    /// first, skipping those `accept` refuses. `write` appends an item with
+    /// its framing (`frame` bytes expected) and returns `false` if the item
+    /// is gone (its source no longer has it; then it is dropped and what
+    /// was written is undone). Items sent `limit` times are retired.
+    /// Returns (items written, bytes written).
     pub(crate) fn fill(
         &mut self,
         out: &mut Vec<u8>,
         budget: usize,
         frame: usize,
         limit: u32,
-        mut accept: impl FnMut(&K, &V, &[u8]) -> bool,
-        mut write: impl FnMut(&mut Vec<u8>, &[u8]),
+        mut accept: impl FnMut(&K, &V, &D) -> bool,
+        mut write: impl FnMut(&mut Vec<u8>, &K, &D) -> bool,
     ) -> (usize, usize) {
         if self.queue.is_empty() {
             // Nothing to retire or send (the common case in a quiet
@@ -147,15 +185,31 @@ impl<K: Ord + Clone, V> Backlog<K, V> {
         self.retire(limit);
         let mut remaining = budget;
         let mut taken: Vec<Order> = Vec::new();
+        let mut gone: Vec<Order> = Vec::new();
         let mut skips = 0;
         let start = out.len();
         for (order, entry) in self.queue.iter() {
-            let need = entry.data.len() + frame;
+            let need = entry.data.size() + frame;
+            let mut fits = false;
             if need <= remaining && accept(&entry.key, &entry.value, &entry.data) {
-                write(out, &entry.data);
-                remaining -= need;
-                taken.push(*order);
-            } else {
+                let before = out.len();
+                if !write(out, &entry.key, &entry.data) {
+                    out.truncate(before);
+                    gone.push(*order);
+                    continue;
+                }
+                // The bytes may differ from the size kept at insertion
+                // (a record that changed since): check what was written.
+                let wrote = out.len() - before;
+                if wrote <= remaining {
+                    remaining -= wrote;
+                    taken.push(*order);
+                    fits = true;
+                } else {
+                    out.truncate(before);
+                }
+            }
+            if !fits {
                 skips += 1;
                 if skips > MAX_SKIPS {
                     break;
@@ -165,12 +219,15 @@ impl<K: Ord + Clone, V> Backlog<K, V> {
                 break;
             }
         }
+        for order in gone {
+            self.remove_at(order);
+        }
         for order in &taken {
             if let Some(entry) = self.remove_at(*order) {
-                let sent = order.0 + 1;
+                let sent = sent_of(*order) + 1;
                 if sent < limit {
-                    let order = (sent, order.1);
-                    self.bytes += entry.data.len();
+                    let order = (*order & SEQ_MASK) | (u64::from(sent.min(0xffff)) << SEQ_BITS);
+                    self.bytes += entry.data.size();
                     self.by_key.insert(entry.key.clone(), order);
                     self.queue.insert(order, entry);
                 }
@@ -183,7 +240,7 @@ impl<K: Ord + Clone, V> Backlog<K, V> {
     /// cluster does). They sit at the end of the send order.
     fn retire(&mut self, limit: u32) {
         while let Some((order, _)) = self.queue.last_key_value() {
-            if order.0 < limit {
+            if sent_of(*order) < limit {
                 break;
             }
             let order = *order;
@@ -195,7 +252,7 @@ impl<K: Ord + Clone, V> Backlog<K, V> {
     /// simulator). Changes nothing.
     #[cfg(feature = "sim")]
     pub(crate) fn warm(&self) {
-        core::hint::black_box(self.queue.first_key_value().map(|(_, e)| e.data.len()));
+        core::hint::black_box(self.queue.first_key_value().map(|(_, e)| e.data.size()));
     }
 
     /// Total bytes of the queued items.
@@ -217,7 +274,10 @@ mod tests {
             0,
             limit,
             |_, _, _| true,
-            |o, d| o.extend_from_slice(d),
+            |o, _, d| {
+                o.extend_from_slice(d);
+                true
+            },
         );
         out
     }
@@ -271,13 +331,53 @@ mod tests {
             1,
             5,
             |_, _, _| true,
-            |o, d| {
+            |o, _, d| {
                 o.push(0xff);
-                o.extend_from_slice(d)
+                o.extend_from_slice(d);
+                true
             },
         );
         // Newest first: item 3 (8 + 1 framing) fits, then nothing else does.
         assert_eq!((n, bytes), (1, 9));
         assert!(out.len() <= 12);
+    }
+
+    #[test]
+    fn size_only_items_are_written_by_the_caller_and_dropped_when_gone() {
+        // Only sizes are kept: the source of the bytes is `table`.
+        let mut table = alloc::collections::BTreeMap::from([(1u32, vec![1u8; 3]), (2, vec![2; 3])]);
+        let mut b: Backlog<u32, (), u16> = Backlog::new(10);
+        b.insert(1, (), 3, |_, _| true).unwrap();
+        b.insert(2, (), 3, |_, _| true).unwrap();
+        assert_eq!(b.bytes(), 6);
+        let mut fill = |b: &mut Backlog<u32, (), u16>,
+                        table: &alloc::collections::BTreeMap<u32, Vec<u8>>,
+                        budget| {
+            let mut out = Vec::new();
+            let got = b.fill(
+                &mut out,
+                budget,
+                0,
+                5,
+                |_, _, _| true,
+                |o, k, _| {
+                    table.get(k).is_some_and(|d| {
+                        o.extend_from_slice(d);
+                        true
+                    })
+                },
+            );
+            (got, out)
+        };
+        assert_eq!(fill(&mut b, &table, 10), ((2, 6), vec![2, 2, 2, 1, 1, 1]));
+        // Item 2 grew since it was queued: it no longer fits 4 bytes, and
+        // the bytes tried are undone; item 1 still goes.
+        table.insert(2, vec![2; 5]);
+        assert_eq!(fill(&mut b, &table, 4), ((1, 3), vec![1, 1, 1]));
+        // Item 1 left the table: it is dropped, not sent, not kept.
+        table.remove(&1);
+        assert_eq!(fill(&mut b, &table, 10), ((1, 5), vec![2; 5]));
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.dropped, 0);
     }
 }

@@ -425,6 +425,28 @@ fn spent_incarnation_without_renewal_is_defunct() {
     assert_eq!(f.connection_state(), ConnectionState::Connected);
 }
 
+#[test]
+fn queued_news_goes_out_as_the_table_has_it_and_a_left_identity_too() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    // Suspected: the queue sends the table's record of it.
+    apply(&mut f, &mut rt, Member::new(id(3), 0, State::Suspect));
+    f.change_identity(GenerationalId::new(9, 1), &mut rt)
+        .unwrap();
+    rt.clear();
+    f.gossip(&mut rt).unwrap();
+    let sent = rt.messages();
+    assert!(!sent.is_empty());
+    for (_, _, updates) in &sent {
+        let about = |a: u32| updates.iter().find(|m| *m.id().address() == a).cloned();
+        // The identity left behind, announced as left; the new one alive.
+        assert_eq!(about(1), Some(Member::new(me(), 0, State::Left)));
+        assert_eq!(about(9), Some(Member::alive(GenerationalId::new(9, 1), 0)));
+        assert_eq!(about(3), Some(Member::new(id(3), 0, State::Suspect)));
+    }
+}
+
 // ---- timers of the table ----
 
 #[test]

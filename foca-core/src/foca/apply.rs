@@ -226,22 +226,35 @@ where
     }
 
     /// Queues an update for dissemination, replacing older news about the
-    /// same address.
+    /// same address. The queue keeps the address and the encoded size; the
+    /// record is encoded again when sent, from the table (or this member's
+    /// own state, or [`Foca::detached`] for an identity left behind), so it
+    /// goes out as it is then.
     pub(super) fn enqueue_update(&mut self, member: &Member<T>) -> Result<(), Error> {
-        let mut data = alloc::vec::Vec::new();
-        self.codec
-            .encode_member(member, &mut data)
-            .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
-        if data.len() > self.max_item_size() {
+        let mut data = core::mem::take(&mut self.scratch);
+        data.clear();
+        let encoded = self.codec.encode_member(member, &mut data);
+        let size = data.len();
+        self.scratch = data;
+        encoded.map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
+        if size > self.max_item_size() {
             // Only news about a peer whose identity is larger than ours
             // can get here: the table has it, but it cannot be gossiped.
             self.metrics.updates_too_large += 1;
             return Ok(());
         }
+        // Below max_packet_size (≤ 65507): fits.
+        let size = u16::try_from(size).unwrap_or(u16::MAX);
+        let addr = member.id().addr();
+        if addr != self.identity.addr() && self.members.find(&addr).is_none() {
+            self.detached.retain(|m| m.id().addr() != addr);
+            if self.detached.len() >= super::MAX_DETACHED {
+                self.detached.remove(0);
+            }
+            self.detached.push(member.clone());
+        }
         // Whatever reaches here won the merge: it replaces queued news.
-        let _ = self
-            .updates
-            .insert(member.id().addr(), (), data, |_, _| true);
+        let _ = self.updates.insert(addr, (), size, |_, _| true);
         Ok(())
     }
 

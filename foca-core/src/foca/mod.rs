@@ -149,7 +149,9 @@ where
     buf: Vec<u8>,
     scratch: Vec<u8>,
     ids: Vec<T>,
-    updates: Backlog<T::Addr, ()>,
+    /// Queued membership updates, by address: only their sizes are kept,
+    /// the records are encoded from the table when sent.
+    updates: Backlog<T::Addr, (), u16>,
     broadcasts: Backlog<BroadcastKey<T, B>, B::Broadcast>,
     config: Config,
     // Cold: commands, custom broadcasts, counters of rare events.
@@ -157,7 +159,14 @@ where
     handler: B,
     seeds: Vec<T>,
     metrics: Metrics,
+    /// Queued updates about identities neither in the table nor ours (an
+    /// identity this member left behind), newest last, at most
+    /// [`MAX_DETACHED`].
+    detached: Vec<Member<T>>,
 }
+
+/// How many records of left-behind identities wait for dissemination.
+const MAX_DETACHED: usize = 4;
 
 impl<T, C, R> Foca<T, C, R, NoCustomBroadcast>
 where
@@ -220,6 +229,7 @@ where
             header_size: 0,
             buf: Vec::new(),
             scratch: Vec::new(),
+            detached: Vec::new(),
             ids: Vec::new(),
         };
         foca.header_size = foca.measure_header()?;
@@ -595,6 +605,8 @@ where
         }
         let left = Member::new(self.identity.clone(), self.incarnation, State::Left);
         self.enqueue_update(&left)?;
+        // Before sending: our own queued record is encoded from the status.
+        self.status = Status::Left;
         let fanout = usize::from(self.config.num_indirect_probes).max(3);
         let result = self
             .send_to_random(
@@ -605,7 +617,6 @@ where
                 &mut runtime,
             )
             .map(drop);
-        self.status = Status::Left;
         self.connected = false;
         self.probe.target = None;
         self.chains.reset();

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use rand::{Rng, RngExt};
 
-use super::Foca;
+use super::{Foca, Status};
 use crate::members::{Digest, record_hash};
 use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, State};
 
@@ -410,13 +410,32 @@ where
         limit: u32,
         skip: Option<&T::Addr>,
     ) -> (usize, usize) {
+        let own = self.identity.addr();
+        let (identity, incarnation, status) = (&self.identity, self.incarnation, self.status);
+        let (members, detached, codec) = (&self.members, &self.detached, &mut self.codec);
         self.updates.fill(
             buf,
             budget,
             0,
             limit,
             |addr, _, _| skip != Some(addr),
-            |out, data| out.extend_from_slice(data),
+            |out, addr, _| {
+                if *addr == own {
+                    let state = if status == Status::Left {
+                        State::Left
+                    } else {
+                        State::Alive
+                    };
+                    let me = Member::new(identity.clone(), incarnation, state);
+                    return codec.encode_member(&me, out).is_ok();
+                }
+                let record = members
+                    .find(addr)
+                    .and_then(|pos| members.get(pos))
+                    .or_else(|| detached.iter().find(|m| m.id().addr() == *addr));
+                // Not found: forgotten since it was queued; it is dropped.
+                record.is_some_and(|m| codec.encode_member(m, out).is_ok())
+            },
         )
     }
 
@@ -434,11 +453,12 @@ where
             2,
             limit,
             |_, broadcast, data| handler.should_send(broadcast, data, to),
-            |out, data| {
+            |out, _, data| {
                 // Items are refused at insert if they exceed a datagram.
                 let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
                 out.extend_from_slice(&len.to_be_bytes());
                 out.extend_from_slice(data);
+                true
             },
         )
     }
