@@ -223,15 +223,20 @@ impl<K: Ord + Clone, V, D: Stored> Backlog<K, V, D> {
             self.remove_at(order);
         }
         for order in &taken {
-            if let Some(entry) = self.remove_at(*order) {
-                let sent = sent_of(*order) + 1;
-                if sent < limit {
-                    let order = (*order & SEQ_MASK) | (u64::from(sent.min(0xffff)) << SEQ_BITS);
-                    self.bytes += entry.data.size();
-                    self.by_key.insert(entry.key.clone(), order);
-                    self.queue.insert(order, entry);
-                }
+            let sent = sent_of(*order) + 1;
+            if sent >= limit {
+                self.remove_at(*order);
+                continue;
             }
+            // Moves up one step in the send order, keeping its sequence.
+            let Some(entry) = self.queue.remove(order) else {
+                continue;
+            };
+            let order = (*order & SEQ_MASK) | (u64::from(sent.min(0xffff)) << SEQ_BITS);
+            if let Some(at) = self.by_key.get_mut(&entry.key) {
+                *at = order;
+            }
+            self.queue.insert(order, entry);
         }
         (taken.len(), out.len() - start)
     }
