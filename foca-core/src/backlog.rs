@@ -355,7 +355,7 @@ mod tests {
         b.insert(1, (), 3, |_, _| true).unwrap();
         b.insert(2, (), 3, |_, _| true).unwrap();
         assert_eq!(b.bytes(), 6);
-        let mut fill = |b: &mut Backlog<u32, (), u16>,
+        let fill = |b: &mut Backlog<u32, (), u16>,
                         table: &alloc::collections::BTreeMap<u32, Vec<u8>>,
                         budget| {
             let mut out = Vec::new();
