@@ -224,12 +224,12 @@ where
     pub(crate) fn warm(&self, stage: u8, sender: Option<&T::Addr>) {
         match stage {
             1 => {
-                core::hint::black_box((self.timers.len(), self.transmits.len(), self.now));
-                core::hint::black_box(self.notifications.len());
+                let start = core::ptr::from_ref(self).cast::<u8>();
+                crate::sim::prefetch_range(start, (&raw const self.foca).cast());
                 self.foca.warm_self();
             }
             2 => {
-                core::hint::black_box(self.timers.next_deadline());
+                self.timers.warm();
                 self.foca.warm(2, sender);
             }
             _ => self.foca.warm(3, sender),

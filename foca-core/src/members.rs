@@ -282,11 +282,27 @@ impl<T: Identity> Members<T> {
         self.entries.pop()
     }
 
-    /// Reads the index slot where a lookup of `addr` starts (a cache hint
-    /// for the simulator).
+    /// Starts loading the index slot where a lookup of `addr` starts (a
+    /// cache hint for the simulator).
     #[cfg(feature = "sim")]
     pub(crate) fn warm_index(&self, addr: &T::Addr) {
-        self.index.warm(self.hash(addr));
+        self.index.prefetch(self.hash(addr));
+    }
+
+    /// Starts loading the record a lookup of `addr` would most likely find,
+    /// reading only its index slot (a cache hint for the simulator: call
+    /// [`warm_index`](Self::warm_index) some time before).
+    #[cfg(feature = "sim")]
+    pub(crate) fn warm_record(&self, addr: &T::Addr) {
+        if let Some(pos) = self.index.guess(self.hash(addr)) {
+            crate::sim::prefetch(self.entries.as_ptr().wrapping_add(pos as usize));
+        }
+    }
+
+    /// Starts loading the record at `pos` (a cache hint for the simulator).
+    #[cfg(feature = "sim")]
+    pub(crate) fn warm_at(&self, pos: usize) {
+        crate::sim::prefetch(self.entries.as_ptr().wrapping_add(pos));
     }
 
     /// Reads what looking up each of `addrs` reads, all the index slots
@@ -302,10 +318,11 @@ impl<T: Identity> Members<T> {
         }
     }
 
-    /// The member the next probe will most likely go to (a cache hint).
+    /// Starts loading the member the next probe will most likely go to (a
+    /// cache hint for the simulator).
     #[cfg(feature = "sim")]
-    pub(crate) fn peek_probe_target(&self) -> Option<&Member<T>> {
-        self.entries.get(self.cursor)
+    pub(crate) fn warm_probe_target(&self) {
+        self.warm_at(self.cursor);
     }
 
     /// The next member to probe: round-robin over a random permutation of the

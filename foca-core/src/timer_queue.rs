@@ -103,6 +103,12 @@ impl<E> TimerQueue<E> {
         }
     }
 
+    /// Starts loading the earliest event (a cache hint for the simulator).
+    #[cfg(feature = "sim")]
+    pub(crate) fn warm(&self) {
+        crate::sim::prefetch(self.heap.as_slice().as_ptr());
+    }
+
     /// Number of scheduled events.
     pub fn len(&self) -> usize {
         self.heap.len()

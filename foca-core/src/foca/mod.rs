@@ -337,72 +337,59 @@ where
         self.broadcasts.len()
     }
 
-    /// Reads what the next input will most likely read beyond this struct,
-    /// so that it is in cache by then (see `Endpoint::warm`). Stage 2: the
-    /// index slot of a datagram's `sender`, or the next probe target for a
-    /// timer; the send buffer; the backlog. Stage 3: the sender's record
-    /// (through the slot stage 2 read). Changes nothing.
+    /// Starts loading what the next input will most likely read beyond
+    /// this struct, so that it is in cache by then (see `Endpoint::warm`).
+    /// Stage 2: the index slot of a datagram's `sender`, or the next probe
+    /// target for a timer; the send buffer; the backlog. Stage 3: the
+    /// sender's record (through the slot stage 2 loaded). Prefetches, or
+    /// reads where a prefetch cannot do: changes nothing.
     #[cfg(feature = "sim")]
     pub(crate) fn warm(&self, stage: u8, sender: Option<&T::Addr>) {
+        let probed = |addr: &T::Addr| {
+            self.probe
+                .target
+                .as_ref()
+                .is_some_and(|t| t.id().addr() == *addr)
+        };
         if stage != 2 {
-            if let Some(addr) = sender {
-                core::hint::black_box(self.locate(addr));
+            match sender {
+                Some(addr) if probed(addr) => self.members.warm_at(self.probe.position),
+                Some(addr) => self.members.warm_record(addr),
+                None => {}
             }
             return;
         }
         match sender {
-            Some(addr)
-                if self
-                    .probe
-                    .target
-                    .as_ref()
-                    .is_some_and(|t| t.id().addr() == *addr) =>
-            {
-                core::hint::black_box(self.members.get(self.probe.position).map(Member::state));
-            }
+            Some(addr) if probed(addr) => self.members.warm_at(self.probe.position),
             Some(addr) => self.members.warm_index(addr),
-            None => {
-                core::hint::black_box(self.members.peek_probe_target().map(Member::state));
-            }
+            None => self.members.warm_probe_target(),
         }
-        core::hint::black_box(self.buf.first().copied());
+        crate::sim::prefetch(self.buf.as_ptr());
         self.updates.warm();
     }
 
-    /// Reads what looking `addr` up reads: stage 1 its index slot, stage 2
-    /// the whole lookup (see `Endpoint::warm`). Changes nothing.
+    /// Starts loading what looking `addr` up reads: stage 0 the table's
+    /// fields in this struct, stage 1 the index slot, stage 2 the record
+    /// (see `Endpoint::warm`). Changes nothing.
     #[cfg(feature = "sim")]
     pub(crate) fn warm_lookup(&self, stage: u8, addr: &T::Addr) {
-        if stage == 1 {
-            self.members.warm_index(addr);
-        } else {
-            core::hint::black_box(self.members.find(addr));
+        match stage {
+            0 => crate::sim::prefetch(&raw const self.members),
+            1 => self.members.warm_index(addr),
+            _ => self.members.warm_record(addr),
         }
     }
 
-    /// Reads this struct (every cache line of it), changing nothing (see
-    /// `Endpoint::warm`).
+    /// Starts loading this struct's hot fields (see its layout: from the
+    /// first through `config`), not the cold ones at the end, changing
+    /// nothing (see `Endpoint::warm`).
     #[cfg(feature = "sim")]
     pub(crate) fn warm_self(&self) {
-        // The hot fields at the start of the struct (see its layout), not
-        // the cold ones at the end.
-        let t = &self.traffic;
-        core::hint::black_box((t.datagrams_in, t.bytes_in, t.datagrams_out, t.bytes_out));
-        core::hint::black_box(t.max_updates_backlog);
-        core::hint::black_box(self.config.max_members);
-        core::hint::black_box((self.config.probe_period, self.config.max_packet_size));
-        core::hint::black_box(self.config.periodic_gossip.is_some());
-        core::hint::black_box((
-            self.config.retransmit_multiplier,
-            self.config.suspicion_multiplier,
-            self.config.probe_rtt,
-            self.config.max_updates_backlog,
-        ));
-        core::hint::black_box((self.probe.number, self.status, self.header_size));
-        core::hint::black_box((self.chains.rejoin_delay, self.ids.len()));
-        core::hint::black_box((self.buf.len(), self.scratch.len()));
-        core::hint::black_box((self.updates.len(), self.broadcasts.len()));
-        core::hint::black_box(self.members.len());
+        let start = core::ptr::from_ref(self).cast::<u8>();
+        let end = (&raw const self.config)
+            .cast::<u8>()
+            .wrapping_add(core::mem::size_of::<Config>());
+        crate::sim::prefetch_range(start, end);
     }
 
     /// Heap bytes held by the member table and its lookup index.
