@@ -356,8 +356,8 @@ mod tests {
         b.insert(2, (), 3, |_, _| true).unwrap();
         assert_eq!(b.bytes(), 6);
         let fill = |b: &mut Backlog<u32, (), u16>,
-                        table: &alloc::collections::BTreeMap<u32, Vec<u8>>,
-                        budget| {
+                    table: &alloc::collections::BTreeMap<u32, Vec<u8>>,
+                    budget| {
             let mut out = Vec::new();
             let got = b.fill(
                 &mut out,

@@ -9,8 +9,11 @@
 //! simulator only ever needs a member's next deadline, and when it moves
 //! (a cancelled timer moves it later, a new one earlier) the slot is
 //! updated in place. So no superseded timer ever comes out of the queue,
-//! and the timer heap holds at most one entry per member. Datagrams are few
-//! at any time (those in flight) and sit in a plain binary heap.
+//! and the timer queue holds at most one entry per member: a calendar
+//! ([`Calendar`]) of short buckets for the next few seconds, where arming,
+//! moving and taking out a timer touch a few words, and an indexed heap for
+//! the rare timers beyond. Datagrams are few at any time (those in flight)
+//! and sit in a plain binary heap.
 
 use alloc::collections::BinaryHeap;
 use alloc::vec::Vec;
@@ -62,7 +65,7 @@ pub(super) enum Next {
 pub(super) struct Queue {
     seq: u64,
     datagrams: BinaryHeap<Datagram>,
-    timers: TimerHeap,
+    timers: Calendar,
     /// The timer last popped, still in the heap: the member's next
     /// deadline usually replaces it in place (one sift instead of a
     /// removal and an insertion). See [`Queue::settle`].
@@ -155,9 +158,253 @@ impl Queue {
     }
 
     fn pop_timer(&mut self) -> Option<Next> {
-        let top = *self.timers.peek()?;
+        let top = self.timers.peek()?;
         self.fired = Some((top.node, top.seq));
         Some(Next::Timer(top.node, top.at))
+    }
+}
+
+/// Bucket width of the [`Calendar`]: 2^16 ns (65.5 µs).
+const WIDTH_BITS: u32 = 16;
+/// Buckets in the calendar's ring: 2^16, so it spans 4.3 s ahead.
+const RING_BITS: u32 = 16;
+const RING: usize = 1 << RING_BITS;
+/// A node's timer is not in the ring: in the far heap, or not armed.
+const FAR: u32 = u32::MAX - 1;
+/// End of a bucket's list.
+const NIL: u32 = u32::MAX;
+
+/// A node's timer in the [`Calendar`].
+#[derive(Clone, Copy)]
+struct Entry {
+    at: u64,
+    seq: u64,
+    /// Neighbours in the bucket's list.
+    next: u32,
+    prev: u32,
+    /// Ring bucket, [`FAR`], or [`ABSENT`].
+    place: u32,
+}
+
+const UNARMED: Entry = Entry {
+    at: 0,
+    seq: 0,
+    next: NIL,
+    prev: NIL,
+    place: ABSENT,
+};
+
+/// Armed timers, one per node at most, soonest first.
+///
+/// A ring of [`RING`] buckets, each [`WIDTH_BITS`] of time wide, holds the
+/// timers due within the ring's span from `cursor` (the bucket of the
+/// earliest one, as last found): each bucket is a doubly linked list
+/// through the nodes' entries, and a bitmap tells the non-empty buckets
+/// apart. Timers due later sit in an indexed heap ([`TimerHeap`]); the
+/// earliest timer is the earlier of the first non-empty bucket's least and
+/// the heap's top, so nothing needs to move between the two. A timer armed
+/// before `cursor` (between two runs, after the queue looked past it) goes
+/// in the cursor's bucket, whose least is taken exactly: order is by
+/// `(at, seq)` throughout, whatever the bucket.
+///
+/// Arming and removal touch a node's entry, its list neighbours and one
+/// bucket; finding the earliest scans the bitmap from the cursor (a few
+/// words) and one short list. A binary heap of every timer costs a sift
+/// through its levels instead, each a likely cache miss when many members
+/// run.
+#[derive(Default)]
+struct Calendar {
+    entries: Vec<Entry>,
+    /// First node of each bucket's list (allocated on first use).
+    heads: Vec<u32>,
+    /// Bit `b % 64` of word `b / 64` set when bucket `b` is not empty.
+    occupied: Vec<u64>,
+    /// Absolute bucket number (time >> WIDTH_BITS) below which no timer
+    /// is kept apart from the cursor's own bucket.
+    cursor: u64,
+    /// Timers beyond the ring's span.
+    far: TimerHeap,
+}
+
+impl Calendar {
+    fn entry(&self, node: u32) -> Option<&Entry> {
+        self.entries
+            .get(node as usize)
+            .filter(|e| e.place != ABSENT)
+    }
+
+    fn seq_of(&self, node: u32) -> Option<u64> {
+        self.entry(node).map(|e| e.seq)
+    }
+
+    fn get(&self, node: u32) -> Option<u64> {
+        self.entry(node).map(|e| e.at)
+    }
+
+    fn set(&mut self, node: u32, at: u64, seq: u64) {
+        self.remove(node);
+        let n = node as usize;
+        if self.entries.len() <= n {
+            self.entries.resize(n + 1, UNARMED);
+        }
+        let bucket = (at >> WIDTH_BITS).max(self.cursor);
+        if bucket - self.cursor >= RING as u64 {
+            self.far.set(node, at, seq);
+            self.entries[n] = Entry {
+                at,
+                seq,
+                place: FAR,
+                ..UNARMED
+            };
+            return;
+        }
+        if self.heads.is_empty() {
+            self.heads = alloc::vec![NIL; RING];
+            self.occupied = alloc::vec![0; RING / 64];
+        }
+        let b = (bucket as usize) & (RING - 1);
+        let head = self.heads[b];
+        if head != NIL {
+            self.entries[head as usize].prev = node;
+        }
+        self.entries[n] = Entry {
+            at,
+            seq,
+            next: head,
+            prev: NIL,
+            place: b as u32,
+        };
+        self.heads[b] = node;
+        self.occupied[b / 64] |= 1 << (b % 64);
+    }
+
+    fn remove(&mut self, node: u32) {
+        let Some(&e) = self.entries.get(node as usize) else {
+            return;
+        };
+        match e.place {
+            ABSENT => return,
+            FAR => self.far.remove(node),
+            b => {
+                let b = b as usize;
+                if e.prev == NIL {
+                    self.heads[b] = e.next;
+                    if e.next == NIL {
+                        self.occupied[b / 64] &= !(1 << (b % 64));
+                    }
+                } else {
+                    self.entries[e.prev as usize].next = e.next;
+                }
+                if e.next != NIL {
+                    self.entries[e.next as usize].prev = e.prev;
+                }
+            }
+        }
+        self.entries[node as usize] = UNARMED;
+    }
+
+    /// The first non-empty bucket at or after the cursor, as its distance
+    /// from the cursor.
+    fn first_occupied(&self, from: u64) -> Option<usize> {
+        if self.occupied.is_empty() {
+            return None;
+        }
+        let words = self.occupied.len();
+        let start = (from as usize) & (RING - 1);
+        let (w0, bit) = (start / 64, start % 64);
+        // The first word from `bit` on, the others whole, the first word's
+        // low bits last (wrapped around).
+        let first = self.occupied[w0] >> bit;
+        if first != 0 {
+            return Some(first.trailing_zeros() as usize);
+        }
+        for k in 1..=words {
+            let w = (w0 + k) % words;
+            let mut word = self.occupied[w];
+            if k == words {
+                word &= (1u64 << bit).wrapping_sub(1);
+            }
+            if word != 0 {
+                return Some(k * 64 - bit + word.trailing_zeros() as usize);
+            }
+        }
+        None
+    }
+
+    /// The least `(at, seq)` of bucket `b`'s list.
+    fn least_in(&self, b: usize) -> Option<Armed> {
+        let mut node = self.heads[b];
+        let mut best: Option<Armed> = None;
+        while node != NIL {
+            let e = &self.entries[node as usize];
+            if best.is_none_or(|a| (e.at, e.seq) < a.key()) {
+                best = Some(Armed {
+                    at: e.at,
+                    seq: e.seq,
+                    node,
+                });
+            }
+            node = e.next;
+        }
+        best
+    }
+
+    /// The earliest timer; moves the cursor up to its bucket.
+    fn peek(&mut self) -> Option<Armed> {
+        let near = self.first_occupied(self.cursor).and_then(|d| {
+            self.cursor += d as u64;
+            self.least_in((self.cursor as usize) & (RING - 1))
+        });
+        let far = self.far.peek().copied();
+        match (near, far) {
+            (Some(a), Some(b)) => Some(if b.key() < a.key() { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The nodes of the `k` earliest timers, earliest first.
+    fn smallest(&mut self, k: usize, out: &mut Vec<u32>) {
+        out.clear();
+        let mut found: Vec<Armed> = core::mem::take(&mut self.far.scratch);
+        found.clear();
+        let mut from = self.cursor;
+        let mut seen = 0;
+        while found.len() < k && seen < RING {
+            let Some(d) = self.first_occupied(from) else {
+                break;
+            };
+            if seen + d >= RING {
+                break;
+            }
+            let b = ((from + d as u64) as usize) & (RING - 1);
+            let mut node = self.heads[b];
+            while node != NIL {
+                let e = &self.entries[node as usize];
+                found.push(Armed {
+                    at: e.at,
+                    seq: e.seq,
+                    node,
+                });
+                node = e.next;
+            }
+            seen += d + 1;
+            from += d as u64 + 1;
+        }
+        let mut far = Vec::new();
+        if !self.far.heap.is_empty() {
+            self.far.smallest(k, &mut far);
+            found.extend(far.iter().filter_map(|&n| {
+                let e = self.entries.get(n as usize)?;
+                Some(Armed {
+                    at: e.at,
+                    seq: e.seq,
+                    node: n,
+                })
+            }));
+        }
+        found.sort_unstable_by_key(Armed::key);
+        out.extend(found.iter().take(k).map(|a| a.node));
+        self.far.scratch = found;
     }
 }
 
@@ -188,6 +435,8 @@ struct TimerHeap {
     pos: Vec<u32>,
     /// Scratch for [`TimerHeap::smallest`], kept to avoid allocating.
     frontier: Vec<((u64, u64), usize)>,
+    /// Scratch for [`Calendar::smallest`].
+    scratch: Vec<Armed>,
 }
 
 impl TimerHeap {
@@ -220,16 +469,6 @@ impl TimerHeap {
             }
         }
         self.frontier = frontier;
-    }
-
-    fn seq_of(&self, node: u32) -> Option<u64> {
-        let i = *self.pos.get(node as usize)?;
-        self.heap.get(i as usize).map(|a| a.seq)
-    }
-
-    fn get(&self, node: u32) -> Option<u64> {
-        let i = *self.pos.get(node as usize)?;
-        self.heap.get(i as usize).map(|a| a.at)
     }
 
     fn set(&mut self, node: u32, at: u64, seq: u64) {
@@ -408,5 +647,86 @@ mod tests {
         }
         assert!(seen > 0);
         assert!(model.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn calendar_agrees_with_a_model_across_buckets_laps_and_the_far_heap() {
+        let mut q = Queue::default();
+        // node -> (at, seq) of its armed timer.
+        const NODES: usize = 300;
+        let mut model: Vec<Option<(u64, u64)>> = alloc::vec![None; NODES];
+        let mut seq = 0u64;
+        let mut now = 0u64;
+        let mut x: u64 = 2024;
+        let mut rand = |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        let mut far_popped = 0;
+        for _ in 0..40_000 {
+            let node = rand(NODES as u64) as u32;
+            match rand(20) {
+                // Arm: within a bucket or two (ties in the same
+                // nanosecond too), within the ring's span, or beyond it
+                // (4.3 s) and then due while the ring holds timers.
+                0..=9 => {
+                    let at = match rand(4) {
+                        0 => now,
+                        1 => now + rand(200_000),
+                        2 => now + rand(3_000_000_000),
+                        _ => now + 4_000_000_000 + rand(3_000_000_000),
+                    };
+                    q.arm(node, at);
+                    seq += 1;
+                    model[node as usize] = Some((at, seq));
+                }
+                10 => {
+                    q.disarm(node);
+                    model[node as usize] = None;
+                }
+                // Look past now without taking anything, then arm a timer
+                // due before what it saw.
+                11 if now > 0 => {
+                    assert!(q.pop_due(now - 1).is_none());
+                    q.arm(node, now);
+                    seq += 1;
+                    model[node as usize] = Some((now, seq));
+                }
+                _ => {
+                    let want = (0..NODES).filter_map(|n| model[n].map(|k| (k, n))).min();
+                    match q.pop_due(u64::MAX) {
+                        Some(Next::Timer(got, at)) => {
+                            let ((wat, _), wn) = want.expect("a timer the model lacks");
+                            assert_eq!((got as usize, at), (wn, wat));
+                            assert_eq!(q.armed(got), None, "popped, not re-armed");
+                            model[wn] = None;
+                            // Taken from the far heap while the ring held
+                            // later timers.
+                            if q.timers.far.heap.iter().any(|a| a.node == got)
+                                && q.timers.occupied.iter().any(|w| *w != 0)
+                            {
+                                far_popped += 1;
+                            }
+                            now = at;
+                            q.settle();
+                        }
+                        _ => assert!(want.is_none(), "lost {want:?}"),
+                    }
+                }
+            }
+            if rand(100) == 0 {
+                let mut ahead = Vec::new();
+                q.next_timers(8, &mut ahead);
+                let mut order: Vec<((u64, u64), usize)> = (0..NODES)
+                    .filter_map(|n| model[n].map(|k| (k, n)))
+                    .collect();
+                order.sort();
+                let want: Vec<u32> = order.iter().take(8).map(|&(_, n)| n as u32).collect();
+                assert_eq!(ahead, want);
+            }
+        }
+        assert!(far_popped > 10, "{far_popped}");
     }
 }
