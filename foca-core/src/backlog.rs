@@ -5,7 +5,9 @@
 //! [`Stored`] type holds: custom broadcasts keep their bytes, so filling a
 //! datagram is a copy; membership updates keep only their size, and are
 //! encoded from the member table when sent (the table has the newest record
-//! anyway), which makes a queued update about 40 bytes instead of 160. Either
+//! anyway): a queued update takes about 50 bytes instead of 150 (peak RSS of
+//! the simulator's `join` at 1,000 members, each member's backlog holding
+//! ~1,000 updates: 106 MB, was 203 MB, of which 53 MB is the tables). Either
 //! way an item's size is known when it is queued: one that could never fit in
 //! a datagram is refused right then.
 //!

@@ -63,7 +63,9 @@
 //!   time (every std driver needs it). Identities need no `std`:
 //!   `core::net::SocketAddr` works without it.
 //! - `serde`: `Serialize`/`Deserialize` for the wire types and `Config`.
-//! - `sim`: the deterministic [`sim`] simulator (no_std + alloc too).
+//! - `sim`: the deterministic [`sim`] simulator (no_std + alloc too). Its
+//!   cache hints use one x86_64 prefetch instruction, the only `unsafe` code
+//!   in the crate; without `sim` the crate is `#![forbid(unsafe_code)]`.
 //! - `tracing`: protocol decisions as `tracing` events (membership changes,
 //!   suspicions, refutations at DEBUG; dropped datagrams at TRACE). No_std.
 #![no_std]
