@@ -111,7 +111,11 @@ impl<T: PartialEq> Runtime<T> for Outputs<'_, T> {
     }
 
     fn cancel(&mut self, event: &Timer<T>) {
-        self.timers.cancel(|e| e == event);
+        // Usually the next timer due (an acked probe's indirect stage):
+        // no scan then.
+        if !self.timers.cancel_next(|e| e == event) {
+            self.timers.cancel(|e| e == event);
+        }
     }
 }
 

@@ -119,6 +119,31 @@ impl<E> TimerQueue<E> {
         self.heap.is_empty()
     }
 
+    /// Removes the earliest event if `matches` accepts it; returns whether
+    /// it did. `O(log n)`: withdrawing a timer that is next due (an acked
+    /// probe's indirect stage, usually) costs no scan.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use foca_core::TimerQueue;
+    ///
+    /// let mut q = TimerQueue::new();
+    /// q.schedule(Duration::from_secs(1), "a");
+    /// q.schedule(Duration::from_secs(2), "b");
+    /// assert!(!q.cancel_next(|e| *e == "b"));
+    /// assert!(q.cancel_next(|e| *e == "a"));
+    /// assert_eq!(q.next_deadline(), Some(Duration::from_secs(2)));
+    /// ```
+    pub fn cancel_next(&mut self, matches: impl FnOnce(&E) -> bool) -> bool {
+        match self.heap.peek_mut() {
+            Some(top) if matches(&top.event) => {
+                alloc::collections::binary_heap::PeekMut::pop(top);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Removes the scheduled events `matches` accepts; returns how many.
     /// `O(n)`: meant for the few timers one member has pending.
     pub fn cancel(&mut self, mut matches: impl FnMut(&E) -> bool) -> usize {
