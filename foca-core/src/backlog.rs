@@ -39,6 +39,10 @@ fn sent_of(order: Order) -> u32 {
     (order >> SEQ_BITS) as u32
 }
 
+fn seq_of(order: Order) -> u64 {
+    SEQ_MASK - (order & SEQ_MASK)
+}
+
 /// What a queued item keeps of its bytes.
 pub(crate) trait Stored {
     /// The encoded size of the item, without framing.
@@ -224,21 +228,21 @@ impl<K: Ord + Clone, V, D: Stored> Backlog<K, V, D> {
         for order in gone {
             self.remove_at(order);
         }
-        for order in &taken {
-            let sent = sent_of(*order) + 1;
+        for &was in &taken {
+            let sent = sent_of(was) + 1;
             if sent >= limit {
-                self.remove_at(*order);
+                self.remove_at(was);
                 continue;
             }
             // Moves up one step in the send order, keeping its sequence.
-            let Some(entry) = self.queue.remove(order) else {
+            let Some(entry) = self.queue.remove(&was) else {
                 continue;
             };
-            let order = (*order & SEQ_MASK) | (u64::from(sent.min(0xffff)) << SEQ_BITS);
+            let moved = order(sent, seq_of(was));
             if let Some(at) = self.by_key.get_mut(&entry.key) {
-                *at = order;
+                *at = moved;
             }
-            self.queue.insert(order, entry);
+            self.queue.insert(moved, entry);
         }
         (taken.len(), out.len() - start)
     }

@@ -228,8 +228,8 @@ where
     /// Queues an update for dissemination, replacing older news about the
     /// same address. The queue keeps the address and the encoded size; the
     /// record is encoded again when sent, from the table (or this member's
-    /// own state, or [`Foca::detached`] for an identity left behind), so it
-    /// goes out as it is then.
+    /// own state, or [`Foca::detached`] for an identity left behind, see
+    /// [`Foca::enqueue_detached`]), so it goes out as it is then.
     pub(super) fn enqueue_update(&mut self, member: &Member<T>) -> Result<(), Error> {
         let mut data = core::mem::take(&mut self.scratch);
         data.clear();
@@ -245,16 +245,24 @@ where
         }
         // Below max_packet_size (≤ 65507): fits.
         let size = u16::try_from(size).unwrap_or(u16::MAX);
-        let addr = member.id().addr();
-        if addr != self.identity.addr() && self.members.find(&addr).is_none() {
-            self.detached.retain(|m| m.id().addr() != addr);
-            if self.detached.len() >= super::MAX_DETACHED {
-                self.detached.remove(0);
-            }
-            self.detached.push(member.clone());
-        }
         // Whatever reaches here won the merge: it replaces queued news.
-        let _ = self.updates.insert(addr, (), size, |_, _| true);
+        let _ = self
+            .updates
+            .insert(member.id().addr(), (), size, |_, _| true);
+        Ok(())
+    }
+
+    /// Queues news about an identity this member left behind (neither in
+    /// the table nor its own any more): its record waits in
+    /// [`Foca::detached`] until sent.
+    pub(super) fn enqueue_detached(&mut self, member: Member<T>) -> Result<(), Error> {
+        let addr = member.id().addr();
+        self.detached.retain(|m| m.id().addr() != addr);
+        if self.detached.len() >= super::MAX_DETACHED {
+            self.detached.remove(0);
+        }
+        self.enqueue_update(&member)?;
+        self.detached.push(member);
         Ok(())
     }
 

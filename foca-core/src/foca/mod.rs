@@ -633,7 +633,7 @@ where
         self.header_size = self.measure_header()?;
         if old.addr() != self.identity.addr() {
             // Peers would otherwise wait for the old identity to fail probes.
-            self.enqueue_update(&Member::new(old, old_incarnation, State::Left))?;
+            self.enqueue_detached(Member::new(old, old_incarnation, State::Left))?;
         }
         self.enqueue_self()?;
         self.probe.target = None;

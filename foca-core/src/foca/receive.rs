@@ -197,25 +197,22 @@ where
         // A feed that taught us members we did not know means our view is
         // far behind (we just joined, or came back after being cut off):
         // pull another one, from someone else, until feeds stop bringing
-        // news.
-        // Likewise for the records answering our summary: the buckets that
-        // differed held members we lacked, and likely more than one
-        // datagram's worth: compare with someone else at once.
-        if message == (Message::Sync { reply: true }) && self.members.len() > known {
+        // news. Likewise for the records answering our summary: the
+        // buckets that differed held members we lacked, and likely more
+        // than one datagram's worth: compare with someone else at once.
+        let follow_up = match message {
+            Message::Feed => Some(Message::Announce),
+            Message::Sync { reply: true } => Some(Message::Sync { reply: false }),
+            _ => None,
+        };
+        if let Some(next) = follow_up
+            && self.members.len() > known
+        {
             self.send_to_random(
                 Pool::Active,
                 1,
                 |m| m.id() != &src,
-                || Message::Sync { reply: false },
-                runtime,
-            )?;
-        }
-        if message == Message::Feed && self.members.len() > known {
-            self.send_to_random(
-                Pool::Active,
-                1,
-                |m| m.id() != &src,
-                || Message::Announce,
+                || next.clone(),
                 runtime,
             )?;
         }

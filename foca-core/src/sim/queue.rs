@@ -224,6 +224,9 @@ struct Calendar {
     cursor: u64,
     /// Timers beyond the ring's span.
     far: TimerHeap,
+    /// Scratch for [`Calendar::smallest`], kept to avoid allocating.
+    found: Vec<Armed>,
+    far_nodes: Vec<u32>,
 }
 
 impl Calendar {
@@ -365,7 +368,7 @@ impl Calendar {
     /// The nodes of the `k` earliest timers, earliest first.
     fn smallest(&mut self, k: usize, out: &mut Vec<u32>) {
         out.clear();
-        let mut found: Vec<Armed> = core::mem::take(&mut self.far.scratch);
+        let mut found = core::mem::take(&mut self.found);
         found.clear();
         let mut from = self.cursor;
         let mut seen = 0;
@@ -390,7 +393,8 @@ impl Calendar {
             seen += d + 1;
             from += d as u64 + 1;
         }
-        let mut far = Vec::new();
+        let mut far = core::mem::take(&mut self.far_nodes);
+        far.clear();
         if !self.far.heap.is_empty() {
             self.far.smallest(k, &mut far);
             found.extend(far.iter().filter_map(|&n| {
@@ -404,7 +408,8 @@ impl Calendar {
         }
         found.sort_unstable_by_key(Armed::key);
         out.extend(found.iter().take(k).map(|a| a.node));
-        self.far.scratch = found;
+        self.found = found;
+        self.far_nodes = far;
     }
 }
 
@@ -435,8 +440,6 @@ struct TimerHeap {
     pos: Vec<u32>,
     /// Scratch for [`TimerHeap::smallest`], kept to avoid allocating.
     frontier: Vec<((u64, u64), usize)>,
-    /// Scratch for [`Calendar::smallest`].
-    scratch: Vec<Armed>,
 }
 
 impl TimerHeap {
