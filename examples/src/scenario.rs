@@ -1,15 +1,17 @@
 //! Scenarios on the deterministic simulator, and the statistics they report.
 //!
 //! Every scenario runs `members` members (identity `GenerationalId<u32>`,
-//! postcard codec, a versioned key-value broadcast handler) with one config
-//! preset, from one seed. Time is reported in probe periods.
+//! postcard codec, the plain CRC32C envelope, a versioned key-value
+//! broadcast handler) with one config preset, from one seed. Time is
+//! reported in probe periods.
 
 use std::time::{Duration, Instant};
 
-use foca_codec::PostcardCodec;
+use foca_codec::{Envelope, PostcardCodec};
 use foca_core::sim::{Sim, percentile};
 use foca_core::{
-    BroadcastHandler, Config, Endpoint, Error, Foca, GenerationalId, Invalidates, Member, State,
+    BroadcastHandler, Command, Config, Endpoint, Error, Foca, GenerationalId, Invalidates, Member,
+    State,
 };
 use rand::SeedableRng;
 use rand::rngs::Xoshiro128PlusPlus;
@@ -19,9 +21,12 @@ use serde::Serialize;
 /// generation (8 bytes).
 pub type Id = GenerationalId<u32>;
 /// A simulated member.
-pub type Ep = Endpoint<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, Kv>;
+pub type Ep = Endpoint<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, Kv, Envelope>;
 /// The simulation the scenarios run.
-pub type Net = Sim<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, Kv>;
+pub type Net = Sim<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, Kv, Envelope>;
+
+/// The cluster label of every simulated member's envelope.
+pub const LABEL: &[u8] = b"foca-sim";
 
 /// A versioned key-value store disseminated as custom broadcasts: each item
 /// is `key (u32 BE) | version (u32 BE) | value`, and a higher version of a
@@ -278,7 +283,7 @@ fn member(net: &mut Net, addr: u32, generation: u32, config: &Config) -> Result<
     let id = GenerationalId::new(addr, generation);
     let foca =
         Foca::with_custom_broadcast(id, config.clone(), rng, PostcardCodec::new(), Kv::default())?;
-    Ok(Endpoint::new(foca, net.now()))
+    Endpoint::new(foca, Envelope::new(LABEL), net.now())
 }
 
 impl Run {
@@ -381,8 +386,8 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
         if params.scenario != Scenario::Join {
             let others = everyone.iter().filter(|m| *m.id().address() != a).cloned();
             // Restoring valid members into a fresh, running member cannot fail.
-            let _ = ep.restore(Duration::ZERO, others);
-            while ep.poll_notification().is_some() {}
+            let _ = ep.command(Duration::ZERO, Command::Restore(others.collect()));
+            while ep.poll_event().is_some() {}
         }
         net.add(ep);
     }
@@ -417,7 +422,7 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
             }));
             for a in 1..n {
                 run.net.with(&a, |ep, now| {
-                    let _ = ep.join(now, [GenerationalId::seed(0)]);
+                    let _ = ep.command(now, Command::Join(vec![GenerationalId::seed(0)]));
                 });
             }
             run.run(total, &mut progress);
@@ -470,7 +475,7 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
                 run.net.restart(fresh, false);
                 let seed = (k + 1) % n;
                 run.net.with(&k, |ep, now| {
-                    let _ = ep.join(now, [GenerationalId::seed(seed)]);
+                    let _ = ep.command(now, Command::Join(vec![GenerationalId::seed(seed)]));
                 });
                 spreads.push(run.net.track("restart", move |ep: &Ep| {
                     *ep.foca().identity().address() == k
@@ -501,7 +506,7 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
                     seed
                 } % n;
                 run.net.with(v, |ep, now| {
-                    let _ = ep.join(now, [GenerationalId::seed(seed)]);
+                    let _ = ep.command(now, Command::Join(vec![GenerationalId::seed(seed)]));
                 });
             }
             tracker = Some(run.net.track("full view", move |ep: &Ep| {
@@ -511,8 +516,8 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
         }
         Scenario::Broadcast => {
             run.run(2, &mut progress);
-            run.net.with(&0, |ep, _| {
-                let _ = ep.add_broadcast(&Kv::item(7, 1, b"hello"));
+            run.net.with(&0, |ep, now| {
+                let _ = ep.command(now, Command::AddBroadcast(Kv::item(7, 1, b"hello")));
             });
             tracker = Some(run.net.track("broadcast", |ep: &Ep| {
                 ep.foca().broadcast_handler().version(7) == Some(1)
@@ -560,7 +565,7 @@ fn report(
     let spread = tracker.and_then(|t| net.spread(t));
     let (dissemination_p50, dissemination_all, timeline) = match &spread {
         Some(s) => {
-            let mut reached: Vec<Duration> = s.reached.iter().flatten().copied().collect();
+            let mut reached: Vec<Duration> = s.reached.iter().filter_map(|(_, r)| *r).collect();
             reached.sort();
             let total = s.reached.len().max(1) as f64;
             let timeline = reached

@@ -34,19 +34,40 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Range;
 
-#[cfg(feature = "std")]
-use crc::Table;
+use foca_core::Refusal;
+
 use crc::{CRC_32_ISCSI, Crc};
 
-/// CRC32C (Castagnoli), as in iSCSI and ext4. With `std` (servers), a
-/// 16 KiB slicing-by-16 table, several times faster than the 1 KiB
-/// byte-at-a-time table that no_std builds keep to spare flash.
-#[cfg(feature = "std")]
-pub(crate) const CRC32C: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
-/// CRC32C (Castagnoli), as in iSCSI and ext4 (byte-at-a-time table, 1 KiB).
-#[cfg(not(feature = "std"))]
+/// CRC32C (Castagnoli), as in iSCSI and ext4: the byte-at-a-time table
+/// (1 KiB), which no_std builds keep to spare flash. With `std` (servers),
+/// checksums use the `crc32c` crate instead, with the processor's CRC32C
+/// instruction where there is one (SSE 4.2, ARMv8 `crc`).
 pub(crate) const CRC32C: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
+
+/// The CRC32C of a label followed by `data`, given the label's own CRC32C
+/// (the cluster tag): a CRC continues from its value.
+fn crc_after(label_crc: u32, data: &[u8]) -> u32 {
+    #[cfg(feature = "std")]
+    {
+        crc32c::crc32c_append(label_crc, data)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        crc_after_by_table(label_crc, data)
+    }
+}
+
+/// [`crc_after`] with the table (no_std builds; tested in every build).
+#[cfg_attr(feature = "std", allow(dead_code))]
+fn crc_after_by_table(label_crc: u32, data: &[u8]) -> u32 {
+    // The register after the label, in the reflected form the algorithm
+    // keeps it in.
+    let mut digest = CRC32C.digest_with_initial((!label_crc).reverse_bits());
+    digest.update(data);
+    digest.finalize()
+}
 
 /// The first two bytes of every datagram.
 pub const MAGIC: [u8; 2] = *b"FC";
@@ -121,6 +142,31 @@ impl fmt::Display for OpenError {
 
 impl core::error::Error for OpenError {}
 
+impl OpenError {
+    /// The class of check that failed, as the core counts it.
+    pub const fn refusal(self) -> Refusal {
+        match self {
+            OpenError::Truncated
+            | OpenError::Oversized
+            | OpenError::BadMagic
+            | OpenError::UnknownVersion(_)
+            | OpenError::UnknownMode(_) => Refusal::Malformed,
+            OpenError::OtherCluster => Refusal::OtherCluster,
+            OpenError::ChecksumMismatch => Refusal::Corrupted,
+            OpenError::PlaintextRefused
+            | OpenError::EncryptedWithoutKeys
+            | OpenError::UnknownKey(_)
+            | OpenError::AuthenticationFailed => Refusal::Unauthenticated,
+        }
+    }
+}
+
+impl From<OpenError> for Refusal {
+    fn from(e: OpenError) -> Self {
+        e.refusal()
+    }
+}
+
 /// Why a payload could not be sealed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SealError {
@@ -149,15 +195,6 @@ impl fmt::Display for SealError {
 }
 
 impl core::error::Error for SealError {}
-
-/// Where an opened datagram's payload is.
-enum Payload {
-    /// `datagram[start..end]`.
-    Plain(usize, usize),
-    /// In the envelope's buffer.
-    #[cfg(feature = "encryption")]
-    Decrypted,
-}
 
 /// Datagrams refused by an [`Envelope`], by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -358,6 +395,32 @@ impl Envelope {
         self.keyring.as_mut()
     }
 
+    /// Adds a key to the keyring (it decrypts at once; make it the sealing
+    /// key with [`use_key`](Self::use_key) once every member has it).
+    #[cfg(feature = "encryption")]
+    pub fn add_key(&mut self, id: crate::KeyId, key: crate::Key) -> Result<(), crate::KeyringError> {
+        self.keyring_or_refuse()?.add(id, key)
+    }
+
+    /// Seals from now on with key `id`.
+    #[cfg(feature = "encryption")]
+    pub fn use_key(&mut self, id: crate::KeyId) -> Result<(), crate::KeyringError> {
+        self.keyring_or_refuse()?.use_key(id)
+    }
+
+    /// Removes key `id` (not the one in use).
+    #[cfg(feature = "encryption")]
+    pub fn remove_key(&mut self, id: crate::KeyId) -> Result<(), crate::KeyringError> {
+        self.keyring_or_refuse()?.remove(id)
+    }
+
+    #[cfg(feature = "encryption")]
+    fn keyring_or_refuse(&mut self) -> Result<&mut crate::Keyring, crate::KeyringError> {
+        self.keyring
+            .as_mut()
+            .ok_or(crate::KeyringError::NotEncrypted)
+    }
+
     /// Datagrams refused so far, by reason.
     pub fn rejections(&self) -> &Rejections {
         &self.rejections
@@ -399,10 +462,7 @@ impl Envelope {
         }
         out.extend_from_slice(&self.header(MODE_PLAIN));
         out.extend_from_slice(payload);
-        let mut digest = CRC32C.digest();
-        digest.update(&self.label);
-        digest.update(out);
-        let sum = digest.finalize();
+        let sum = crc_after(u32::from_be_bytes(self.tag), out);
         out.extend_from_slice(&sum.to_be_bytes());
         Ok(())
     }
@@ -410,15 +470,47 @@ impl Envelope {
     /// Unwraps a received datagram, returning its payload, or says which
     /// check failed (and counts it in [`Envelope::rejections`]). Never
     /// panics; allocates nothing for plain datagrams and at most the
-    /// datagram's size (once, reused) for sealed ones.
+    /// datagram's size (once, reused) for sealed ones, which are copied and
+    /// decrypted there ([`open_in_place`](Self::open_in_place) does not
+    /// copy).
     pub fn open<'a>(&'a mut self, datagram: &'a [u8]) -> Result<&'a [u8], OpenError> {
-        match self
-            .check(datagram)
-            .and_then(|mode| self.unwrap_checked(mode, datagram))
-        {
-            Ok(Payload::Plain(start, end)) => Ok(&datagram[start..end]),
-            #[cfg(feature = "encryption")]
-            Ok(Payload::Decrypted) => Ok(&self.buf),
+        let opened = match self.check(datagram) {
+            Ok(MODE_PLAIN) => self.open_plain(datagram).map(|r| &datagram[r]),
+            Ok(mode) => {
+                #[cfg(feature = "encryption")]
+                let mut buf = core::mem::take(&mut self.buf);
+                #[cfg(not(feature = "encryption"))]
+                let mut buf = Vec::new();
+                buf.clear();
+                buf.extend_from_slice(datagram);
+                let range = self.open_sealed(mode, &mut buf);
+                #[cfg(feature = "encryption")]
+                {
+                    self.buf = buf;
+                    range.map(|r| &self.buf[r])
+                }
+                #[cfg(not(feature = "encryption"))]
+                range.map(|_| &datagram[..0])
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = opened {
+            self.rejections.count(e);
+        }
+        opened
+    }
+
+    /// [`open`](Self::open), decrypting a sealed datagram where it lies
+    /// (the bytes of a refused one may be overwritten): the payload is a
+    /// slice of `datagram`. Allocates nothing.
+    pub fn open_in_place<'a>(&mut self, datagram: &'a mut [u8]) -> Result<&'a [u8], OpenError> {
+        let range = match self.check(datagram) {
+            Ok(MODE_PLAIN) => self.open_plain(datagram),
+            Ok(mode) => self.open_sealed(mode, datagram),
+            Err(e) => Err(e),
+        };
+        match range {
+            Ok(r) => Ok(&datagram[r]),
             Err(e) => {
                 self.rejections.count(e);
                 Err(e)
@@ -451,26 +543,28 @@ impl Envelope {
         Ok(mode)
     }
 
-    fn unwrap_checked(&mut self, mode: u8, datagram: &[u8]) -> Result<Payload, OpenError> {
-        if mode == MODE_PLAIN {
-            #[cfg(feature = "encryption")]
-            if self.keyring.is_some() && !self.accept_plaintext {
-                return Err(OpenError::PlaintextRefused);
-            }
-            let Some((body, sum)) = datagram.split_last_chunk::<CHECKSUM_LEN>() else {
-                return Err(OpenError::Truncated);
-            };
-            if body.len() < HEADER_LEN {
-                return Err(OpenError::Truncated);
-            }
-            let mut digest = CRC32C.digest();
-            digest.update(&self.label);
-            digest.update(body);
-            if digest.finalize() != u32::from_be_bytes(*sum) {
-                return Err(OpenError::ChecksumMismatch);
-            }
-            return Ok(Payload::Plain(HEADER_LEN, body.len()));
+    /// Checks a plain datagram (header checked); returns where its payload
+    /// lies.
+    fn open_plain(&self, datagram: &[u8]) -> Result<Range<usize>, OpenError> {
+        #[cfg(feature = "encryption")]
+        if self.keyring.is_some() && !self.accept_plaintext {
+            return Err(OpenError::PlaintextRefused);
         }
+        let Some((body, sum)) = datagram.split_last_chunk::<CHECKSUM_LEN>() else {
+            return Err(OpenError::Truncated);
+        };
+        if body.len() < HEADER_LEN {
+            return Err(OpenError::Truncated);
+        }
+        if crc_after(u32::from_be_bytes(self.tag), body) != u32::from_be_bytes(*sum) {
+            return Err(OpenError::ChecksumMismatch);
+        }
+        Ok(HEADER_LEN..body.len())
+    }
+
+    /// Decrypts a sealed datagram (header checked) in place; returns where
+    /// its payload lies.
+    fn open_sealed(&self, mode: u8, datagram: &mut [u8]) -> Result<Range<usize>, OpenError> {
         #[cfg(feature = "encryption")]
         {
             if !crate::keyring::is_sealed_mode(mode) {
@@ -479,16 +573,56 @@ impl Envelope {
             let Some(keyring) = self.keyring.as_ref() else {
                 return Err(OpenError::EncryptedWithoutKeys);
             };
-            keyring.open(&self.label, mode, datagram, &mut self.buf)?;
-            Ok(Payload::Decrypted)
+            keyring.open(&self.label, mode, datagram)
         }
         #[cfg(not(feature = "encryption"))]
         {
+            let _ = datagram;
             Err(if mode <= 3 {
                 OpenError::EncryptedWithoutKeys
             } else {
                 OpenError::UnknownMode(mode)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_crc_continues_from_the_labels_crc() {
+        let (label, body) = (&b"prod-eu"[..], &b"FC\x10\x00tag!payload"[..]);
+        let mut whole = super::CRC32C.digest();
+        whole.update(label);
+        whole.update(body);
+        let whole = whole.finalize();
+        let label_crc = super::CRC32C.checksum(label);
+        assert_eq!(super::crc_after(label_crc, body), whole);
+        assert_eq!(super::crc_after_by_table(label_crc, body), whole);
+        assert_eq!(super::crc_after(label_crc, &[]), label_crc);
+    }
+}
+
+/// The core's view of the envelope: the [`Endpoint`](foca_core::Endpoint)
+/// seals and opens every datagram through this. Refusals are counted here
+/// by exact reason ([`Envelope::rejections`]) and by the endpoint by class.
+impl foca_core::Envelope for Envelope {
+    type SealError = SealError;
+    type Rejections = Rejections;
+
+    fn overhead(&self) -> usize {
+        Envelope::overhead(self)
+    }
+
+    fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SealError> {
+        Envelope::seal(self, payload, out)
+    }
+
+    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<&'a [u8], Refusal> {
+        Envelope::open_in_place(self, datagram).map_err(OpenError::refusal)
+    }
+
+    fn rejections(&self) -> Rejections {
+        self.rejections
     }
 }

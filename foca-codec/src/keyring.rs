@@ -216,6 +216,9 @@ pub enum KeyringError {
     IsPrimary(KeyId),
     /// [`MAX_KEYS`] keys are installed; remove one first.
     Full,
+    /// The envelope has no keyring: build it with
+    /// [`Envelope::encrypted`](crate::Envelope::encrypted) to use keys.
+    NotEncrypted,
 }
 
 impl fmt::Display for KeyringError {
@@ -228,6 +231,9 @@ impl fmt::Display for KeyringError {
                 "key {id} is the primary key: make another key primary (use_key) before removing it"
             ),
             KeyringError::Full => write!(f, "the keyring holds {MAX_KEYS} keys already"),
+            KeyringError::NotEncrypted => f.write_str(
+                "the envelope has no keyring: build it with Envelope::encrypted to use keys",
+            ),
         }
     }
 }
@@ -399,14 +405,14 @@ impl Keyring {
         Ok(())
     }
 
-    /// Opens a sealed datagram (header already checked) into `buf`.
+    /// Opens a sealed datagram (header already checked), decrypting it in
+    /// place; returns where the payload lies.
     pub(crate) fn open(
         &self,
         label: &[u8],
         mode: u8,
-        datagram: &[u8],
-        buf: &mut Vec<u8>,
-    ) -> Result<(), OpenError> {
+        datagram: &mut [u8],
+    ) -> Result<core::ops::Range<usize>, OpenError> {
         let cipher = Cipher::from_mode(mode).ok_or(OpenError::UnknownMode(mode))?;
         let prefix = HEADER_LEN + KEY_ID_LEN + cipher.nonce_len();
         if datagram.len() < prefix + TAG_LEN {
@@ -419,17 +425,16 @@ impl Keyring {
         if slot.cipher != cipher {
             return Err(OpenError::AuthenticationFailed);
         }
-        let nonce = &datagram[HEADER_LEN + KEY_ID_LEN..prefix];
-        let (body, tag) = datagram.split_at(datagram.len() - TAG_LEN);
+        let end = datagram.len() - TAG_LEN;
+        let (head, rest) = datagram.split_at_mut(prefix);
+        let (body, tag) = rest.split_at_mut(end - prefix);
+        let nonce = &head[HEADER_LEN + KEY_ID_LEN..];
         let mut aad = Vec::with_capacity(prefix + label.len());
-        aad.extend_from_slice(&datagram[..prefix]);
+        aad.extend_from_slice(head);
         aad.extend_from_slice(label);
-        buf.clear();
-        buf.extend_from_slice(&body[prefix..]);
-        if slot.sealer.decrypt(nonce, &aad, buf, tag) {
-            Ok(())
+        if slot.sealer.decrypt(nonce, &aad, body, tag) {
+            Ok(prefix..end)
         } else {
-            buf.clear();
             Err(OpenError::AuthenticationFailed)
         }
     }

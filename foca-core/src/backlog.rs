@@ -259,13 +259,6 @@ impl<K: Ord + Clone, V, D: Stored> Backlog<K, V, D> {
         }
     }
 
-    /// Reads the first items in send order (a cache hint for the
-    /// simulator). Changes nothing.
-    #[cfg(feature = "sim")]
-    pub(crate) fn warm(&self) {
-        core::hint::black_box(self.queue.first_key_value().map(|(_, e)| e.data.size()));
-    }
-
     /// Total bytes of the queued items.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes

@@ -143,46 +143,36 @@ where
     }
 }
 
-/// An identity a UDP driver can reach: it names the socket address datagrams
-/// for it go to.
+/// An identity a UDP driver can reach: its address is the socket address
+/// datagrams for it go to, and a seed known only by that address can be
+/// named.
 ///
-/// The drivers (`foca-tokio` and the others) need two things from an
-/// identity besides [`Identity`]: where to send a member's datagrams, and
-/// how to name a seed known only by its address.
+/// The [`Endpoint`](crate::Endpoint) speaks in [`Identity::Addr`]s (where a
+/// datagram came from, where one goes); for these identities that is a
+/// [`core::net::SocketAddr`], which is all a UDP driver needs.
 ///
 /// ```
 /// use core::net::SocketAddr;
-/// use foca_core::{GenerationalId, SocketIdentity};
+/// use foca_core::{GenerationalId, Identity, SocketIdentity};
 ///
 /// let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
 /// let id = GenerationalId::new(addr, 42);
-/// assert_eq!(id.socket_addr(), addr);
+/// assert_eq!(id.addr(), addr);
 /// assert_eq!(<GenerationalId<SocketAddr>>::seed_at(addr).generation(), 0);
 /// ```
-pub trait SocketIdentity: Identity {
-    /// Where datagrams for this member go.
-    fn socket_addr(&self) -> core::net::SocketAddr;
-
+pub trait SocketIdentity: Identity<Addr = core::net::SocketAddr> {
     /// An identity to announce to when only the address is known (a seed).
     /// The member there accepts the announce whatever its real identity.
     fn seed_at(addr: core::net::SocketAddr) -> Self;
 }
 
 impl SocketIdentity for core::net::SocketAddr {
-    fn socket_addr(&self) -> core::net::SocketAddr {
-        *self
-    }
-
     fn seed_at(addr: core::net::SocketAddr) -> Self {
         addr
     }
 }
 
 impl SocketIdentity for GenerationalId<core::net::SocketAddr> {
-    fn socket_addr(&self) -> core::net::SocketAddr {
-        self.addr
-    }
-
     fn seed_at(addr: core::net::SocketAddr) -> Self {
         Self::seed(addr)
     }

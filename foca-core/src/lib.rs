@@ -12,23 +12,36 @@
 //! - [`Identity`]: who a member is ([`core::net::SocketAddr`] and
 //!   [`GenerationalId`] ship ready).
 //! - [`Codec`]: turns [`Header`]s and [`Member`] updates into bytes (the
-//!   `foca-codec` crate has postcard and bincode codecs).
-//! - [`Runtime`]: where datagrams, timers and [`Notification`]s go.
+//!   `foca-codec` crate has postcard and bincode codecs); [`wire`] frames
+//!   them into datagrams.
+//! - [`Envelope`]: wraps each datagram for the wire (`foca-codec` has one
+//!   with a cluster label, a checksum or authenticated encryption).
 //! - [`BroadcastHandler`]: what custom broadcasts mean.
-//! - [`Foca`]: the state machine; [`Endpoint`] wraps it with a
-//!   [`TimerQueue`] and output queues into a poll-style API.
 //! - [`Config`]: tuning, with presets and validation.
+//! - [`Foca`]: the state machine, driven through a [`Runtime`].
+//! - [`Endpoint`]: a `Foca`, its envelope, its timers and its output queues
+//!   behind a poll API; every driver and the simulator drive one.
+//!
+//! ## Which to pick: `Endpoint` or `Foca` + `Runtime`
+//! Most users pick a driver crate (`foca-tokio`, ...) and never touch
+//! either. To write your own event loop, drive an [`Endpoint`]: three
+//! inputs (a datagram with its source address, a deadline reached, a
+//! [`Command`]) and polled outputs (sealed datagrams with their destination,
+//! the next deadline, [`Event`]s, [`Snapshot`]s); timers, sealing and
+//! bounds are handled. [`Foca`] with your own [`Runtime`] is the low-level
+//! callback API of the original foca crate: it sends payloads (unsealed),
+//! asks you to keep its timers (in the slots [`TimerKey`] names) and calls
+//! you back with notifications; pick it only to fit an existing runtime.
 //!
 //! ## Example
 //! Two members in one process, bytes shuttled by hand, on virtual time:
 //!
 //! ```
 //! use core::time::Duration;
-//! use foca_core::{Config, Endpoint, Foca, GenerationalId, Notification};
-//! use foca_core::testing::TestCodec;
+//! use foca_core::testing::{NoEnvelope, TestCodec};
+//! use foca_core::{Command, Config, Endpoint, Event, Foca, GenerationalId, Notification};
 //! use rand::{SeedableRng, rngs::Xoshiro128PlusPlus};
 //!
-//! type Id = GenerationalId<u32>;
 //! let member = |addr: u32| {
 //!     let foca = Foca::new(
 //!         GenerationalId::new(addr, 1),
@@ -37,24 +50,24 @@
 //!         TestCodec,
 //!     )
 //!     .unwrap();
-//!     Endpoint::new(foca, Duration::ZERO)
+//!     Endpoint::new(foca, NoEnvelope, Duration::ZERO).unwrap()
 //! };
 //! let (mut a, mut b) = (member(1), member(2));
 //! let now = Duration::ZERO;
 //!
 //! // `a` knows only `b`'s address.
-//! a.announce(now, GenerationalId::seed(2)).unwrap();
+//! a.command(now, Command::Announce(GenerationalId::seed(2))).unwrap();
 //! while let Some(t) = a.poll_transmit() {
-//!     b.handle_datagram(now, &t.data).unwrap();
+//!     b.handle_datagram(now, 1, &t.data).unwrap();
 //! }
 //! while let Some(t) = b.poll_transmit() {
-//!     a.handle_datagram(now, &t.data).unwrap();
+//!     a.handle_datagram(now, 2, &t.data).unwrap();
 //! }
 //! assert_eq!(a.foca().num_members(), 1);
 //! assert_eq!(b.foca().num_members(), 1);
 //! assert_eq!(
-//!     b.poll_notification(),
-//!     Some(Notification::MemberUp(GenerationalId::new(1, 1)))
+//!     b.poll_event(),
+//!     Some(Event::Membership(Notification::MemberUp(GenerationalId::new(1, 1))))
 //! );
 //! ```
 //!
@@ -63,16 +76,13 @@
 //!   time (every std driver needs it). Identities need no `std`:
 //!   `core::net::SocketAddr` works without it.
 //! - `serde`: `Serialize`/`Deserialize` for the wire types and `Config`.
-//! - `sim`: the deterministic [`sim`] simulator (no_std + alloc too). Its
-//!   cache hints use one x86_64 prefetch instruction, the only `unsafe` code
-//!   in the crate; without `sim` the crate is `#![forbid(unsafe_code)]`.
+//! - `sim`: the deterministic [`sim`] simulator (no_std + alloc too). It
+//!   drives public [`Endpoint`]s only: the protocol built with it is the
+//!   protocol built without it.
 //! - `tracing`: protocol decisions as `tracing` events (membership changes,
 //!   suspicions, refutations at DEBUG; dropped datagrams at TRACE). No_std.
 #![no_std]
-// No unsafe code, except one cache-prefetch hint in the simulator (see
-// `sim::prefetch`), which only the `sim` feature builds.
-#![cfg_attr(not(feature = "sim"), forbid(unsafe_code))]
-#![cfg_attr(feature = "sim", deny(unsafe_code))]
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
@@ -96,6 +106,7 @@ macro_rules! trace_event {
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod agent;
 mod backlog;
 mod broadcast;
 #[cfg(feature = "std")]
@@ -103,6 +114,7 @@ mod clock;
 mod codec;
 mod config;
 mod endpoint;
+mod envelope;
 mod error;
 mod foca;
 mod identity;
@@ -115,21 +127,24 @@ mod runtime;
 pub mod sim;
 pub mod testing;
 mod timer_queue;
+pub mod wire;
 
+pub use agent::{Agent, AgentError, AgentMetrics, Lagged, Request, Seed, Seeds};
 pub use broadcast::{BroadcastHandler, BroadcastsDisabled, Invalidates, Never, NoCustomBroadcast};
 #[cfg(feature = "std")]
 pub use clock::Clock;
 pub use codec::Codec;
 pub use config::{Config, ConfigError, MAX_PACKET_SIZE, MIN_PACKET_SIZE, PeriodicParams};
 pub use endpoint::{
-    Endpoint, MAX_QUEUED_NOTIFICATIONS, MAX_QUEUED_TRANSMITS, MAX_TIMERS_PER_CALL, Transmit,
-    max_pending_timers,
+    Command, Endpoint, Event, MAX_QUEUED_EVENTS, MAX_QUEUED_TRANSMITS, MAX_TIMERS_PER_CALL,
+    SNAPSHOT_INTERVAL, Snapshot, Transmit,
 };
+pub use envelope::{Envelope, Refusal};
 pub use error::Error;
-pub use foca::{ConnectionState, Foca, MAX_SEEDS, MAX_VERDICTS_RESENT};
+pub use foca::{ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR, MAX_SEEDS, MAX_VERDICTS_RESENT};
 pub use identity::{GenerationalId, Identity, SocketIdentity};
 pub use member::{Incarnation, Member, State};
 pub use message::{Header, Message, ProbeNumber};
 pub use metrics::{DropCounts, Metrics};
-pub use runtime::{Notification, Runtime, Timer, TimerToken};
+pub use runtime::{MAX_CHAIN_TIMERS, Notification, Runtime, Timer, TimerKey, TimerToken};
 pub use timer_queue::TimerQueue;

@@ -114,15 +114,6 @@ impl<T: Identity> Members<T> {
             .map(|pos| pos as usize)
     }
 
-    /// [`find`](Self::find), trying `hint` first: a position where `addr`
-    /// may still be (checked), which saves the index read when it is.
-    pub(crate) fn find_near(&self, addr: &T::Addr, hint: usize) -> Option<usize> {
-        match self.entries.get(hint) {
-            Some(m) if m.id().addr() == *addr => Some(hint),
-            _ => self.find(addr),
-        }
-    }
-
     pub(crate) fn get(&self, pos: usize) -> Option<&Member<T>> {
         self.entries.get(pos)
     }
@@ -282,53 +273,9 @@ impl<T: Identity> Members<T> {
         self.entries.pop()
     }
 
-    /// Starts loading the index slot where a lookup of `addr` starts (a
-    /// cache hint for the simulator).
-    #[cfg(feature = "sim")]
-    pub(crate) fn warm_index(&self, addr: &T::Addr) {
-        self.index.prefetch(self.hash(addr));
-    }
-
-    /// Starts loading the record a lookup of `addr` would most likely find,
-    /// reading only its index slot (a cache hint for the simulator: call
-    /// [`warm_index`](Self::warm_index) some time before).
-    #[cfg(feature = "sim")]
-    pub(crate) fn warm_record(&self, addr: &T::Addr) {
-        if let Some(pos) = self.index.guess(self.hash(addr)) {
-            crate::sim::prefetch(self.entries.as_ptr().wrapping_add(pos as usize));
-        }
-    }
-
-    /// Starts loading the record at `pos` (a cache hint for the simulator).
-    #[cfg(feature = "sim")]
-    pub(crate) fn warm_at(&self, pos: usize) {
-        crate::sim::prefetch(self.entries.as_ptr().wrapping_add(pos));
-    }
-
-    /// Reads what looking up each of `addrs` reads, all the index slots
-    /// first and then the members they lead to, so that the cache misses
-    /// of a batch overlap instead of waiting on one another (a large table
-    /// is mostly out of cache). A hint: changes nothing.
-    pub(crate) fn warm_many(&self, addrs: impl Iterator<Item = T::Addr> + Clone) {
-        for addr in addrs.clone() {
-            self.index.warm(self.hash(&addr));
-        }
-        for addr in addrs {
-            core::hint::black_box(self.find(&addr));
-        }
-    }
-
-    /// Starts loading the member the next probe will most likely go to (a
-    /// cache hint for the simulator).
-    #[cfg(feature = "sim")]
-    pub(crate) fn warm_probe_target(&self) {
-        self.warm_at(self.cursor);
-    }
-
     /// The next member to probe: round-robin over a random permutation of the
     /// active members, reshuffled at the end of every round.
-    /// Returns it with its position.
-    pub(crate) fn next_probe_target(&mut self, rng: &mut impl Rng) -> Option<(usize, &Member<T>)> {
+    pub(crate) fn next_probe_target(&mut self, rng: &mut impl Rng) -> Option<&Member<T>> {
         if self.active == 0 {
             return None;
         }
@@ -342,7 +289,7 @@ impl<T: Identity> Members<T> {
         }
         let pos = self.cursor;
         self.cursor += 1;
-        self.entries.get(pos).map(|m| (pos, m))
+        self.entries.get(pos)
     }
 
     /// Picks up to `wanted` distinct random positions in `0..n`, in random
@@ -531,7 +478,7 @@ mod tests {
                 .collect();
             // Probe half the round, churn, then finish the round.
             for _ in 0..expected.len() / 2 {
-                let id = *t.next_probe_target(&mut rng).unwrap().1.id();
+                let id = *t.next_probe_target(&mut rng).unwrap().id();
                 assert!(seen.insert(*id.address()), "probed twice in a round");
             }
             // One probed and one unprobed member go down; a new one joins.
@@ -547,7 +494,7 @@ mod tests {
             expected.insert(newcomer);
             t.check_invariants();
             while seen.len() < expected.len() + 1 {
-                let id = *t.next_probe_target(&mut rng).unwrap().1.id();
+                let id = *t.next_probe_target(&mut rng).unwrap().id();
                 if !seen.insert(*id.address()) {
                     break;
                 }

@@ -2,6 +2,9 @@
 //!
 //! Network noise (stale, foreign, malformed or misdirected datagrams) is not
 //! an error: each such datagram is dropped and counted here under its reason.
+//! [`Foca::metrics`](crate::Foca::metrics) has the protocol's counters;
+//! [`Endpoint::metrics`](crate::Endpoint::metrics) adds what the envelope
+//! refused and what the endpoint's queues dropped.
 
 /// Why a received datagram was dropped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,6 +25,16 @@ pub struct DropCounts {
     pub stale_identity: u64,
     /// Received while this member had left or was defunct.
     pub not_active: u64,
+    /// Refused by the envelope: truncated, not foca traffic, or of an
+    /// unknown version or mode ([`Refusal::Malformed`](crate::Refusal)).
+    pub malformed_envelope: u64,
+    /// Refused by the envelope: from another cluster.
+    pub other_cluster: u64,
+    /// Refused by the envelope: checksum mismatch.
+    pub corrupted: u64,
+    /// Refused by the envelope: failed authentication (forged, unknown
+    /// key, or plain where encryption is required).
+    pub unauthenticated: u64,
 }
 
 impl DropCounts {
@@ -34,6 +47,10 @@ impl DropCounts {
             + self.from_down_member
             + self.stale_identity
             + self.not_active
+            + self.malformed_envelope
+            + self.other_cluster
+            + self.corrupted
+            + self.unauthenticated
     }
 }
 
@@ -95,8 +112,17 @@ pub struct Metrics {
     /// unanswered because this member had answered its share for the probe
     /// period (far more than its peers' configs send: a misbehaving peer).
     pub syncs_unanswered: u64,
-    /// Timer events ignored because they were stale (from before a reset).
+    /// Timer events ignored because they were stale (from before a reset,
+    /// or superseded where the runtime does not replace timers).
     pub stale_timers: u64,
+    /// Datagrams an endpoint dropped because the driver did not drain them
+    /// in time.
+    pub dropped_transmits: u64,
+    /// Events an endpoint dropped because the driver did not drain them in
+    /// time.
+    pub dropped_events: u64,
+    /// Datagrams an endpoint's envelope could not seal (counted, dropped).
+    pub seal_errors: u64,
     /// Membership updates waiting to be disseminated (a gauge).
     pub updates_backlog: u64,
     /// Custom broadcasts waiting to be disseminated (a gauge).

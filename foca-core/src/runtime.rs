@@ -2,16 +2,26 @@
 //!
 //! The core never reads a clock nor touches a socket. It asks a [`Runtime`] to
 //! send bytes, to hand a [`Timer`] back after a delay, and to tell the user
-//! what happened ([`Notification`]). Most users never implement `Runtime`:
-//! the [`Endpoint`](crate::Endpoint) wrapper does, with an ordered timer queue,
-//! and every driver uses it.
+//! what happened ([`Notification`], received custom broadcasts). Most users
+//! never implement `Runtime`: the [`Endpoint`](crate::Endpoint) does, with a
+//! [`TimerQueue`](crate::TimerQueue) and bounded output queues, and every
+//! driver uses it.
+//!
+//! Timers live in slots ([`TimerKey`]): one per protocol chain, and one per
+//! member and kind. A timer submitted under a key that holds one replaces
+//! it, and a member's timers are replaced or cancelled whenever its record
+//! changes. So a runtime that honours keys holds at most
+//! [`MAX_CHAIN_TIMERS`] plus two timers per member of the table, whatever
+//! arrives from the network. A runtime that does not (one that simply
+//! delivers every timer) still works: the core recognises superseded timers
+//! when they fire, and ignores them.
 
 use core::time::Duration;
 
-use crate::{Incarnation, ProbeNumber};
+use crate::{Identity, Incarnation, ProbeNumber};
 
 /// What the core needs from its environment.
-pub trait Runtime<T> {
+pub trait Runtime<T: Identity> {
     /// Reports a membership event to the user.
     fn notify(&mut self, notification: Notification<T>);
 
@@ -19,20 +29,28 @@ pub trait Runtime<T> {
     fn send_to(&mut self, to: T, data: &[u8]);
 
     /// Hands `event` back to [`Foca::handle_timer`](crate::Foca::handle_timer)
-    /// after `after`. Delivering timers late or out of order is tolerated,
-    /// but delays the protocol.
+    /// after `after`, replacing any timer pending under the same
+    /// [`Timer::key`]. Delivering timers late, twice or out of order is
+    /// tolerated, but delays the protocol.
     fn submit_after(&mut self, event: Timer<T>, after: Duration);
 
-    /// Withdraws a timer submitted earlier that is no longer needed (an
-    /// acked probe's indirect stage). A hint: a runtime may ignore it, and
-    /// the core ignores the event if it fires anyway. Does nothing by
-    /// default.
-    fn cancel(&mut self, event: &Timer<T>) {
-        let _ = event;
+    /// Withdraws the timer pending under `key`, if any: it is no longer
+    /// needed (an acked probe's indirect stage, the suspicion of a member
+    /// that refuted). A runtime that ignores this still works: the core
+    /// ignores the event when it fires. Does nothing by default.
+    fn cancel(&mut self, key: &TimerKey<T::Addr>) {
+        let _ = key;
+    }
+
+    /// A custom broadcast that `from` sent and the
+    /// [`BroadcastHandler`](crate::BroadcastHandler) accepted as news. Does
+    /// nothing by default.
+    fn broadcast_received(&mut self, item: &[u8], from: &T) {
+        let _ = (item, from);
     }
 }
 
-impl<T, R: Runtime<T> + ?Sized> Runtime<T> for &mut R {
+impl<T: Identity, R: Runtime<T> + ?Sized> Runtime<T> for &mut R {
     fn notify(&mut self, notification: Notification<T>) {
         (**self).notify(notification);
     }
@@ -45,9 +63,39 @@ impl<T, R: Runtime<T> + ?Sized> Runtime<T> for &mut R {
         (**self).submit_after(event, after);
     }
 
-    fn cancel(&mut self, event: &Timer<T>) {
-        (**self).cancel(event);
+    fn cancel(&mut self, key: &TimerKey<T::Addr>) {
+        (**self).cancel(key);
     }
+
+    fn broadcast_received(&mut self, item: &[u8], from: &T) {
+        (**self).broadcast_received(item, from);
+    }
+}
+
+/// How many chain slots [`TimerKey`] has: the timers pending besides the
+/// per-member ones.
+pub const MAX_CHAIN_TIMERS: usize = 6;
+
+/// The slot a [`Timer`] occupies: one per protocol chain, and one per member
+/// (by address) and kind. A timer replaces the one pending in its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimerKey<A> {
+    /// [`Timer::ProbeRandomMember`].
+    Probe,
+    /// [`Timer::SendIndirectProbe`].
+    IndirectProbe,
+    /// [`Timer::PeriodicSync`].
+    Sync,
+    /// [`Timer::PeriodicAnnounceDown`].
+    AnnounceDown,
+    /// [`Timer::PeriodicGossip`].
+    Gossip,
+    /// [`Timer::Rejoin`].
+    Rejoin,
+    /// [`Timer::ChangeSuspectToDown`] for the member at this address.
+    Suspicion(A),
+    /// [`Timer::RemoveDown`] for the member at this address.
+    Removal(A),
 }
 
 /// Tells timer events scheduled before a reset (a config change, an identity
@@ -91,6 +139,22 @@ pub enum Timer<T> {
     PeriodicGossip(TimerToken),
     /// Retry the seeds while no peer is alive (zero-membership recovery).
     Rejoin(TimerToken),
+}
+
+impl<T: Identity> Timer<T> {
+    /// The slot this timer occupies.
+    pub fn key(&self) -> TimerKey<T::Addr> {
+        match self {
+            Timer::ProbeRandomMember(_) => TimerKey::Probe,
+            Timer::SendIndirectProbe { .. } => TimerKey::IndirectProbe,
+            Timer::ChangeSuspectToDown { member_id, .. } => TimerKey::Suspicion(member_id.addr()),
+            Timer::RemoveDown { member_id, .. } => TimerKey::Removal(member_id.addr()),
+            Timer::PeriodicSync(_) => TimerKey::Sync,
+            Timer::PeriodicAnnounceDown(_) => TimerKey::AnnounceDown,
+            Timer::PeriodicGossip(_) => TimerKey::Gossip,
+            Timer::Rejoin(_) => TimerKey::Rejoin,
+        }
+    }
 }
 
 impl<T> Timer<T> {

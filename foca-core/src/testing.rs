@@ -1,8 +1,10 @@
-//! A small hand-written codec for tests, examples and doctests.
+//! A small hand-written codec and a pass-through envelope for tests,
+//! examples and doctests.
 //!
 //! [`TestCodec`] encodes [`GenerationalId<u32>`] identities in fixed-width
 //! big-endian fields. It is strict (every tag and state byte is checked) and
 //! never panics, but it is not a wire format to deploy: use `foca-codec`.
+//! [`NoEnvelope`] seals nothing.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -196,4 +198,31 @@ impl Codec<TestId> for TestCodec {
         };
         Ok(Member::new(id, incarnation, state))
     }
+}
+
+/// An [`Envelope`](crate::Envelope) that passes payloads through untouched:
+/// no magic, no label, no checksum, zero overhead. For tests, examples and
+/// doctests of the core alone; a deployment wants `foca-codec`'s envelope.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoEnvelope;
+
+impl crate::Envelope for NoEnvelope {
+    type SealError = core::convert::Infallible;
+    type Rejections = ();
+
+    fn overhead(&self) -> usize {
+        0
+    }
+
+    fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Self::SealError> {
+        out.clear();
+        out.extend_from_slice(payload);
+        Ok(())
+    }
+
+    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<&'a [u8], crate::Refusal> {
+        Ok(datagram)
+    }
+
+    fn rejections(&self) {}
 }

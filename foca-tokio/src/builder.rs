@@ -1,22 +1,22 @@
 //! Setting an agent up: identity, config, codec, envelope, seeds.
 
-use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use foca_codec::Envelope;
 use foca_core::{
-    BroadcastHandler, Codec, Config, Endpoint, Foca, Invalidates, NoCustomBroadcast, SocketIdentity,
+    Agent, AgentError, BroadcastHandler, Codec, Config, Endpoint, Foca, Invalidates,
+    NoCustomBroadcast, Seed, SocketIdentity,
 };
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::net::{ToSocketAddrs, UdpSocket};
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::handle::{AgentError, Handle, Snapshot};
-use crate::tap::Tap;
-use crate::task::Agent;
+use crate::handle::Handle;
+use crate::task::Task;
 
 /// The cluster label of the default envelope.
 pub const DEFAULT_LABEL: &[u8] = b"foca";
@@ -25,48 +25,6 @@ pub const DEFAULT_LABEL: &[u8] = b"foca";
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// Commands waiting for the agent task.
 const COMMAND_CAPACITY: usize = 64;
-
-/// A member to join through: an address, or a host name with a port that is
-/// resolved when the agent starts and again whenever it is alone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Seed {
-    /// A socket address.
-    Addr(SocketAddr),
-    /// `host:port`, resolved through the system resolver.
-    Host(String),
-}
-
-impl From<SocketAddr> for Seed {
-    fn from(addr: SocketAddr) -> Self {
-        Seed::Addr(addr)
-    }
-}
-
-impl From<&str> for Seed {
-    /// An address if `s` parses as one, a host name otherwise.
-    fn from(s: &str) -> Self {
-        Seed::from(s.to_owned())
-    }
-}
-
-impl From<String> for Seed {
-    /// An address if `s` parses as one, a host name otherwise.
-    fn from(s: String) -> Self {
-        match s.parse() {
-            Ok(addr) => Seed::Addr(addr),
-            Err(_) => Seed::Host(s),
-        }
-    }
-}
-
-impl fmt::Display for Seed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Seed::Addr(a) => a.fmt(f),
-            Seed::Host(h) => f.write_str(h),
-        }
-    }
-}
 
 /// Sets up an agent. Only the identity, the config and the codec are
 /// required; everything else has a default.
@@ -87,6 +45,7 @@ impl fmt::Display for Seed {
 /// println!("{} members", agent.members().len());
 /// # Ok(()) }
 /// ```
+#[derive(Debug)]
 pub struct Builder<T, C, B = NoCustomBroadcast> {
     identity: T,
     config: Config,
@@ -96,19 +55,6 @@ pub struct Builder<T, C, B = NoCustomBroadcast> {
     seeds: Vec<Seed>,
     rng_seed: Option<u64>,
     event_capacity: usize,
-}
-
-impl<T, C, B> fmt::Debug for Builder<T, C, B>
-where
-    T: fmt::Debug,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
-            .field("identity", &self.identity)
-            .field("config", &self.config)
-            .field("seeds", &self.seeds)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<T, C> Builder<T, C, NoCustomBroadcast>
@@ -157,8 +103,8 @@ where
 
     /// Wraps datagrams in `envelope` (default: plain, with CRC32C, label
     /// [`DEFAULT_LABEL`]). Members with another label ignore each other.
-    /// Its `max_datagram` is set to the config's `max_packet_size` plus
-    /// the envelope's overhead: larger datagrams are dropped and counted.
+    /// Datagrams larger than the config's `max_packet_size` plus the
+    /// envelope's overhead are dropped and counted.
     pub fn envelope(mut self, envelope: Envelope) -> Self {
         self.envelope = Some(envelope);
         self
@@ -197,48 +143,32 @@ where
     /// envelope.
     pub fn spawn(self, socket: UdpSocket) -> Result<Handle<T>, AgentError> {
         let local_addr = socket.local_addr()?;
-        let mut envelope = self
+        let envelope = self
             .envelope
             .unwrap_or_else(|| Envelope::new(DEFAULT_LABEL));
-        crate::task::fit_envelope(&mut envelope, &self.config)?;
-        let rng = match self.rng_seed {
-            Some(seed) => SmallRng::seed_from_u64(seed),
-            None => SmallRng::seed_from_u64(rand::random()),
-        };
+        let rng = SmallRng::seed_from_u64(self.rng_seed.unwrap_or_else(rand::random));
         let span = tracing::info_span!("foca", id = ?self.identity);
-        let foca = Foca::with_custom_broadcast(
-            self.identity.clone(),
-            self.config,
-            rng,
-            self.codec,
-            Tap::new(self.handler),
-        )?;
-        let origin = tokio::time::Instant::now();
-        let endpoint = Endpoint::new(foca, std::time::Duration::ZERO);
-        let snapshot = Arc::new(Snapshot {
-            identity: self.identity,
-            members: Vec::new(),
-            state: endpoint.foca().connection_state(),
-        });
-        let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
+        let foca =
+            Foca::with_custom_broadcast(self.identity, self.config, rng, self.codec, self.handler)?;
+        let origin = Instant::now();
+        let mut agent = Agent::new(Endpoint::new(foca, envelope, Duration::ZERO)?, self.seeds);
+        agent.join(Duration::ZERO)?;
+        let (snapshot, snapshot_rx) = watch::channel(Arc::new(agent.endpoint().snapshot()));
         let (events, _) = broadcast::channel(self.event_capacity);
         // The task holds the only strong sender: subscriptions end with it.
         let weak_events = events.downgrade();
-        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
-        let mut agent = Agent::new(
-            endpoint,
+        let (requests_tx, requests) = mpsc::channel(COMMAND_CAPACITY);
+        let task = Task {
+            agent,
             socket,
-            envelope,
-            origin,
-            self.seeds,
-            commands_rx,
-            snapshot_tx,
+            requests,
+            snapshot,
             events,
-        );
-        agent.join()?;
-        tokio::spawn(agent.run().instrument(span));
+            origin,
+        };
+        tokio::spawn(task.run().instrument(span));
         Ok(Handle {
-            commands: commands_tx,
+            requests: requests_tx,
             snapshot: snapshot_rx,
             events: weak_events,
             local_addr,

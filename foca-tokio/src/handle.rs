@@ -5,204 +5,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foca_codec::envelope::Rejections;
-use foca_core::{Config, ConnectionState, Member, Metrics as ProtocolMetrics, Notification};
+use foca_codec::{Envelope, Rejections};
+use foca_core::agent::Reply;
+use foca_core::{AgentError, Command, Config, Event, Lagged, Request, Snapshot, SocketIdentity};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio_stream::Stream;
-use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::{Stream, StreamExt};
 
-/// What subscribers see, in the order it happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event<T> {
-    /// A membership event from the protocol: a member up, down or left, a
-    /// restart seen as a rename, this member connected or idle, renewed or
-    /// defunct.
-    Membership(Notification<T>),
-    /// A custom broadcast from a peer that the broadcast handler accepted
-    /// as new.
-    Broadcast {
-        /// The item, as the handler received it.
-        item: Vec<u8>,
-        /// The member whose datagram carried it (not necessarily its author).
-        from: T,
-    },
-}
-
-/// The member list as the agent last published it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Snapshot<T> {
-    /// This member's identity (it changes when the identity is renewed).
-    pub identity: T,
-    /// The active members (alive or suspect), this member excluded, in no
-    /// particular order.
-    pub members: Vec<Member<T>>,
-    /// Connected (at least one live peer), disconnected (retrying its
-    /// seeds), left or defunct.
-    pub state: ConnectionState,
-}
-
-/// A subscriber fell behind: this many events were overwritten before it
-/// read them. The subscription goes on with the oldest event still kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lagged(pub u64);
-
-impl fmt::Display for Lagged {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "this subscriber missed {} events; read faster or raise Builder::event_capacity",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for Lagged {}
-
-/// Errors from the agent and its handle.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum AgentError {
-    /// Binding or configuring the socket failed.
-    Io(std::io::Error),
-    /// The protocol core refused the call (see its message).
-    Core(foca_core::Error),
-    /// `max_packet_size` plus the envelope's overhead is more than the
-    /// envelope's `max_datagram`.
-    PacketTooLarge {
-        /// The config's `max_packet_size`.
-        max_packet_size: usize,
-        /// The largest payload the envelope seals.
-        max_payload: usize,
-    },
-    /// A keyring operation failed.
-    #[cfg(feature = "encryption")]
-    Keyring(foca_codec::KeyringError),
-    /// The envelope has no keyring: build it with `Envelope::encrypted`.
-    #[cfg(feature = "encryption")]
-    NotEncrypted,
-    /// `rejoin` needs seeds: give them to the builder, or use `announce`.
-    NoSeeds,
-    /// The agent has stopped (shut down, or every handle was dropped).
-    Stopped,
-}
-
-impl fmt::Display for AgentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AgentError::Io(e) => write!(f, "socket error: {e}"),
-            AgentError::Core(e) => e.fmt(f),
-            AgentError::PacketTooLarge {
-                max_packet_size,
-                max_payload,
-            } => write!(
-                f,
-                "max_packet_size ({max_packet_size}) is more than the envelope can carry ({max_payload}): lower Config::max_packet_size or raise the envelope's max_datagram"
-            ),
-            #[cfg(feature = "encryption")]
-            AgentError::Keyring(e) => e.fmt(f),
-            #[cfg(feature = "encryption")]
-            AgentError::NotEncrypted => f.write_str(
-                "the envelope has no keyring: build the agent with Envelope::encrypted to use keys",
-            ),
-            AgentError::NoSeeds => f.write_str(
-                "this agent has no seeds to rejoin through: give Builder::seeds, or call announce with an address",
-            ),
-            AgentError::Stopped => f.write_str("the agent has stopped"),
-        }
-    }
-}
-
-impl std::error::Error for AgentError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            AgentError::Io(e) => Some(e),
-            AgentError::Core(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<foca_core::Error> for AgentError {
-    fn from(e: foca_core::Error) -> Self {
-        AgentError::Core(e)
-    }
-}
-
-impl From<std::io::Error> for AgentError {
-    fn from(e: std::io::Error) -> Self {
-        AgentError::Io(e)
-    }
-}
-
-/// Counters of an agent: the protocol's, the envelope's, and the socket's.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AgentMetrics {
-    /// What the protocol did and dropped (see [`foca_core::Metrics`]).
-    pub protocol: ProtocolMetrics,
-    /// Datagrams the envelope refused, by reason; `oversized` counts the
-    /// datagrams larger than the configured limit.
-    pub rejections: Rejections,
-    /// Datagrams received from the socket (accepted or not).
-    pub datagrams_received: u64,
-    /// Bytes received from the socket.
-    pub bytes_received: u64,
-    /// Datagrams handed to the socket.
-    pub datagrams_sent: u64,
-    /// Bytes handed to the socket.
-    pub bytes_sent: u64,
-    /// Receive errors survived (an ICMP unreachable reported by the OS, ...).
-    pub recv_errors: u64,
-    /// Send errors survived (unreachable network, refused, ...).
-    pub send_errors: u64,
-    /// Datagrams dropped because the socket's send buffer stayed full
-    /// while more than 1,024 others waited.
-    pub send_buffer_full: u64,
-    /// Datagrams the envelope could not seal (too large for the limit).
-    pub seal_errors: u64,
-    /// Outgoing datagrams the endpoint dropped (its queue was full).
-    pub dropped_transmits: u64,
-    /// Notifications the endpoint dropped (its queue was full).
-    pub dropped_notifications: u64,
-    /// Per-member timers refused (the timer queue was at its bound).
-    pub dropped_timers: u64,
-    /// Accepted custom broadcasts dropped before publication.
-    pub dropped_broadcasts: u64,
-    /// Seed host names that failed to resolve.
-    pub dns_failures: u64,
-    /// Events published to subscribers.
-    pub events_published: u64,
-}
-
-pub(crate) type Reply<X> = oneshot::Sender<Result<X, AgentError>>;
-
-/// What a handle asks of the agent task.
-pub(crate) enum Command {
-    Announce(SocketAddr, Reply<()>),
-    Join(Reply<()>),
-    AddBroadcast(Vec<u8>, Reply<bool>),
-    SetConfig(Box<Config>, Reply<()>),
-    Metrics(Reply<AgentMetrics>),
-    Leave(Duration, Reply<()>),
-    Shutdown(Reply<()>),
-    #[cfg(feature = "encryption")]
-    Keys(KeyCommand, Reply<()>),
-}
-
-/// Keyring changes, applied by the task that owns the envelope.
-#[cfg(feature = "encryption")]
-pub(crate) enum KeyCommand {
-    Add(foca_codec::KeyId, foca_codec::Key),
-    Use(foca_codec::KeyId),
-    Remove(foca_codec::KeyId),
-}
+/// Counters of an agent: the endpoint's, the envelope's refusals by exact
+/// reason, and the socket's (see [`foca_core::AgentMetrics`]).
+pub type AgentMetrics = foca_core::AgentMetrics<Rejections>;
 
 /// A handle to a running agent. Cheap to clone; every clone talks to the
 /// same agent. When the last handle is dropped the agent stops (without
 /// leaving: call [`Handle::leave`] first to tell the cluster).
 pub struct Handle<T> {
-    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) requests: mpsc::Sender<Request<T, Envelope>>,
     pub(crate) snapshot: watch::Receiver<Arc<Snapshot<T>>>,
     /// Weak, so that subscriptions end when the agent stops.
     pub(crate) events: broadcast::WeakSender<Event<T>>,
@@ -212,7 +31,7 @@ pub struct Handle<T> {
 impl<T> Clone for Handle<T> {
     fn clone(&self) -> Self {
         Self {
-            commands: self.commands.clone(),
+            requests: self.requests.clone(),
             snapshot: self.snapshot.clone(),
             events: self.events.clone(),
             local_addr: self.local_addr,
@@ -228,14 +47,20 @@ impl<T> fmt::Debug for Handle<T> {
     }
 }
 
-impl<T: Clone + Send + 'static> Handle<T> {
-    async fn ask<X>(&self, make: impl FnOnce(Reply<X>) -> Command) -> Result<X, AgentError> {
+impl<T: SocketIdentity + Send + Sync + 'static> Handle<T> {
+    async fn ask<X: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<X>) -> Request<T, Envelope>,
+    ) -> Result<X, AgentError> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| AgentError::Stopped)?;
+        let reply: Reply<X> = Box::new(move |r| drop(tx.send(r)));
+        let sent = self.requests.send(make(reply)).await;
+        sent.map_err(|_| AgentError::Stopped)?;
         rx.await.map_err(|_| AgentError::Stopped)?
+    }
+
+    async fn command(&self, command: Command<T>) -> Result<bool, AgentError> {
+        self.ask(|r| Request::Command(command, r)).await
     }
 
     /// The address the agent's socket is bound to.
@@ -243,21 +68,17 @@ impl<T: Clone + Send + 'static> Handle<T> {
         self.local_addr
     }
 
-    /// The latest member list: a shared snapshot, cheap to take. Joins,
-    /// departures and failures show at once; a change of state between
-    /// alive and suspect shows within half a second.
+    /// The latest member list: a shared snapshot, cheap to take. Changes
+    /// show within [`SNAPSHOT_INTERVAL`](foca_core::SNAPSHOT_INTERVAL)
+    /// (100 ms); a burst of them is published as one snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot<T>> {
         Arc::clone(&self.snapshot.borrow())
     }
 
     /// The active members (alive or suspect), this member excluded.
     pub fn members(&self) -> Vec<T> {
-        self.snapshot
-            .borrow()
-            .members
-            .iter()
-            .map(|m| m.id().clone())
-            .collect()
+        let snapshot = self.snapshot.borrow();
+        snapshot.members.iter().map(|m| m.id().clone()).collect()
     }
 
     /// This member's current identity.
@@ -279,11 +100,8 @@ impl<T: Clone + Send + 'static> Handle<T> {
         mut check: impl FnMut(&Snapshot<T>) -> bool,
     ) -> Result<Arc<Snapshot<T>>, AgentError> {
         let mut rx = self.snapshot.clone();
-        let seen = rx
-            .wait_for(|s| check(s))
-            .await
-            .map_err(|_| AgentError::Stopped)?;
-        Ok(Arc::clone(&seen))
+        let seen = rx.wait_for(|s| check(s)).await;
+        Ok(Arc::clone(&*seen.map_err(|_| AgentError::Stopped)?))
     }
 
     /// A new subscription to the agent's events, from now on. Each
@@ -301,33 +119,34 @@ impl<T: Clone + Send + 'static> Handle<T> {
     /// Announces this member to `addr` (a seed, or any member): it answers
     /// with its view of the cluster. After a leave, this rejoins.
     pub async fn announce(&self, addr: SocketAddr) -> Result<(), AgentError> {
-        self.ask(|r| Command::Announce(addr, r)).await
+        self.command(Command::Announce(T::seed_at(addr))).await?;
+        Ok(())
     }
 
     /// Announces to every seed again (resolving host names anew). After a
     /// leave, this rejoins. Fails with [`AgentError::NoSeeds`] when the
     /// agent was built without seeds.
     pub async fn rejoin(&self) -> Result<(), AgentError> {
-        self.ask(Command::Join).await
+        self.ask(Request::Rejoin).await
     }
 
     /// Adds a custom broadcast. `Ok(true)` when the handler accepted it as
-    /// news and it is being disseminated, `Ok(false)` when it had nothing
-    /// new.
+    /// news and it is being disseminated (sent to a few members at once),
+    /// `Ok(false)` when it had nothing new.
     pub async fn add_broadcast(&self, item: impl Into<Vec<u8>>) -> Result<bool, AgentError> {
-        let item = item.into();
-        self.ask(|r| Command::AddBroadcast(item, r)).await
+        self.command(Command::AddBroadcast(item.into())).await
     }
 
     /// Applies a new config (validated first; the change applies from the
     /// next probe period).
     pub async fn set_config(&self, config: Config) -> Result<(), AgentError> {
-        self.ask(|r| Command::SetConfig(Box::new(config), r)).await
+        self.command(Command::SetConfig(Box::new(config))).await?;
+        Ok(())
     }
 
     /// The agent's counters.
     pub async fn metrics(&self) -> Result<AgentMetrics, AgentError> {
-        self.ask(Command::Metrics).await
+        self.ask(Request::Metrics).await
     }
 
     /// Leaves the cluster gracefully: tells a few members at once, then
@@ -335,16 +154,16 @@ impl<T: Clone + Send + 'static> Handle<T> {
     /// the datagrams already queued go out. The agent keeps running, left:
     /// [`announce`](Self::announce) or [`rejoin`](Self::rejoin) comes back.
     pub async fn leave(&self, linger: Duration) -> Result<(), AgentError> {
-        self.ask(|r| Command::Leave(linger, r)).await
+        self.ask(|r| Request::Leave(linger, r)).await
     }
 
     /// Stops the agent and closes its socket; returns once it has stopped.
     /// Does not leave first: peers will see this member fail. Stopping a
     /// stopped agent is `Ok`.
     pub async fn shutdown(&self) -> Result<(), AgentError> {
-        match self.ask(Command::Shutdown).await {
+        match self.ask(Request::Shutdown).await {
             Err(AgentError::Stopped) => {
-                self.commands.closed().await;
+                self.requests.closed().await;
                 Ok(())
             }
             other => other,
@@ -353,7 +172,16 @@ impl<T: Clone + Send + 'static> Handle<T> {
 
     /// Whether the agent task has stopped.
     pub fn is_stopped(&self) -> bool {
-        self.commands.is_closed()
+        self.requests.is_closed()
+    }
+
+    #[cfg(feature = "encryption")]
+    async fn keys(
+        &self,
+        change: impl FnOnce(&mut Envelope) -> Result<(), foca_codec::KeyringError> + Send + 'static,
+    ) -> Result<(), AgentError> {
+        let change = move |e: &mut Envelope| change(e).map_err(|e| AgentError::Keys(Box::new(e)));
+        self.ask(|r| Request::Envelope(Box::new(change), r)).await
     }
 
     /// Adds a key to the envelope's keyring (it decrypts at once; make it
@@ -365,20 +193,19 @@ impl<T: Clone + Send + 'static> Handle<T> {
         id: foca_codec::KeyId,
         key: foca_codec::Key,
     ) -> Result<(), AgentError> {
-        self.ask(|r| Command::Keys(KeyCommand::Add(id, key), r))
-            .await
+        self.keys(move |e| e.add_key(id, key)).await
     }
 
     /// Seals from now on with key `id`.
     #[cfg(feature = "encryption")]
     pub async fn use_key(&self, id: foca_codec::KeyId) -> Result<(), AgentError> {
-        self.ask(|r| Command::Keys(KeyCommand::Use(id), r)).await
+        self.keys(move |e| e.use_key(id)).await
     }
 
     /// Removes key `id` (not the one in use).
     #[cfg(feature = "encryption")]
     pub async fn remove_key(&self, id: foca_codec::KeyId) -> Result<(), AgentError> {
-        self.ask(|r| Command::Keys(KeyCommand::Remove(id), r)).await
+        self.keys(move |e| e.remove_key(id)).await
     }
 }
 

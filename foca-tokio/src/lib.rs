@@ -1,17 +1,16 @@
-//! The tokio driver for foca: one task that owns a UDP socket, the protocol
-//! core's [`Endpoint`](foca_core::Endpoint) and the packet
-//! [`Envelope`](foca_codec::Envelope), and a cloneable [`Handle`] to talk to
-//! it.
+//! The tokio driver for foca: one task that moves bytes and time for the
+//! protocol core's [`Endpoint`](foca_core::Endpoint) (a UDP socket, a sleep
+//! until the next deadline, a command channel, an event fan-out), and a
+//! cloneable [`Handle`] to talk to it.
 //!
-//! The driver does input and output only: it feeds received datagrams and
-//! due deadlines to the endpoint, seals and sends what it queues, and
-//! publishes what it notices. Every protocol decision, and the ordering of
-//! timers, is the core's (the classic failure of hand-wired timer tasks,
-//! timers that fire out of order, cannot happen here).
+//! The driver decides nothing about the protocol: the endpoint seals and
+//! opens datagrams, orders timers, and says what to send where; the task
+//! feeds it and publishes what it reports.
 //!
 //! What a [`Handle`] offers:
 //! - [`snapshot`](Handle::snapshot) / [`members`](Handle::members): the
-//!   current member list, a shared snapshot that is cheap to read, and
+//!   current member list, a shared snapshot that is cheap to read (changes
+//!   are published at most every 100 ms, coalesced), and
 //!   [`wait_for`](Handle::wait_for) a condition on it;
 //! - [`subscribe`](Handle::subscribe): every membership [`Event`] and every
 //!   custom broadcast accepted from a peer; a subscriber that falls behind is
@@ -23,10 +22,8 @@
 //!
 //! Seeds are addresses or `host:port` names ([`Seed`]); names are resolved
 //! at start and again every 10 s while the member is alone. Socket errors
-//! are counted ([`AgentMetrics`]) and survived; a datagram larger than the
-//! configured limit (`max_packet_size` plus the envelope's overhead) is
-//! dropped and counted. The task runs inside a tracing span `foca` that
-//! carries the member's identity.
+//! are counted ([`AgentMetrics`]) and survived. The task runs inside a
+//! tracing span `foca` that carries the member's identity.
 //!
 //! ```no_run
 //! use std::net::SocketAddr;
@@ -57,8 +54,8 @@
 
 mod builder;
 mod handle;
-mod tap;
 mod task;
 
-pub use builder::{Builder, DEFAULT_EVENT_CAPACITY, DEFAULT_LABEL, Seed};
-pub use handle::{AgentError, AgentMetrics, Event, Handle, Lagged, Snapshot, Subscription};
+pub use builder::{Builder, DEFAULT_EVENT_CAPACITY, DEFAULT_LABEL};
+pub use foca_core::{AgentError, Event, Lagged, Seed, Snapshot};
+pub use handle::{AgentMetrics, Handle, Subscription};

@@ -7,7 +7,7 @@ use rand::Rng;
 use super::{Foca, Status};
 use crate::{
     BroadcastHandler, Codec, Error, Identity, Invalidates, Member, Message, Notification, Runtime,
-    State, Timer,
+    State, Timer, TimerKey,
 };
 
 impl<T, C, R, B> Foca<T, C, R, B>
@@ -28,22 +28,25 @@ where
         news: Member<T>,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        self.merge(news, true, runtime)
+        self.merge(news, true, &mut 0, runtime)
     }
 
     /// [`Foca::apply_update`], optionally without queuing the news for
-    /// dissemination (when every peer has it already).
+    /// dissemination (when every peer has it already). `verdicts` is how
+    /// many down verdicts this news may still make us resend (see below);
+    /// each resend spends one.
     pub(super) fn merge(
         &mut self,
         news: Member<T>,
         disseminate: bool,
+        verdicts: &mut u8,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         let addr = news.id().addr();
         if addr == self.identity.addr() {
             return self.apply_to_self(news, runtime);
         }
-        let Some(pos) = self.locate(&addr) else {
+        let Some(pos) = self.members.find(&addr) else {
             return self.insert_member(news, disseminate, runtime);
         };
         let Some(current) = self.members.get(pos) else {
@@ -54,15 +57,15 @@ where
                 // Others still see it alive at the incarnation we declared it
                 // down at: it may never have heard our verdict (we were cut
                 // off when we made it). Tell it directly, so it refutes.
-                // At most one per datagram received, so a feed full of such
-                // members cannot set off a storm.
+                // A bounded number per datagram received, so a feed full
+                // of such members cannot set off a storm.
                 if disseminate
-                    && self.verdict_budget > 0
+                    && *verdicts > 0
                     && current.state() == State::Down
                     && news.is_active()
                     && news.incarnation() == current.incarnation()
                 {
-                    self.verdict_budget -= 1;
+                    *verdicts -= 1;
                     let record = current.clone();
                     self.metrics.verdicts_resent += 1;
                     return self.send_records(news.id(), Message::TurnUndead, &[record], runtime);
@@ -100,7 +103,9 @@ where
                 return Ok(());
             }
             let last = self.members.len() - 1;
-            self.members.remove(last);
+            if let Some(gone) = self.members.remove(last) {
+                runtime.cancel(&TimerKey::Removal(gone.id().addr()));
+            }
         }
         debug_event!(member = ?news.id(), incarnation = news.incarnation(), state = ?news.state(), "new member");
         self.members.insert(news.clone(), &mut self.rng);
@@ -144,24 +149,36 @@ where
         }
     }
 
-    /// Timers a member needs in its new state.
+    /// The timers a member needs in its new state, in its own slots: the
+    /// one it no longer needs is cancelled, the one it needs (re)set. So
+    /// each member of the table has at most one timer pending, however
+    /// often its record changes.
     fn schedule_for(&mut self, member: &Member<T>, runtime: &mut impl Runtime<T>) {
+        let addr = member.id().addr();
+        let member_id = member.id().clone();
+        let incarnation = member.incarnation();
         match member.state() {
-            State::Alive => {}
-            State::Suspect => runtime.submit_after(
-                Timer::ChangeSuspectToDown {
-                    member_id: member.id().clone(),
-                    incarnation: member.incarnation(),
-                },
-                self.config.suspicion_timeout(self.members.num_active() + 1),
-            ),
-            State::Down | State::Left => runtime.submit_after(
-                Timer::RemoveDown {
-                    member_id: member.id().clone(),
-                    incarnation: member.incarnation(),
-                },
-                self.config.remove_down_after,
-            ),
+            State::Alive => {
+                runtime.cancel(&TimerKey::Suspicion(addr.clone()));
+                runtime.cancel(&TimerKey::Removal(addr));
+            }
+            State::Suspect => {
+                runtime.cancel(&TimerKey::Removal(addr));
+                let timeout = self.config.suspicion_timeout(self.members.num_active() + 1);
+                let timer = Timer::ChangeSuspectToDown {
+                    member_id,
+                    incarnation,
+                };
+                runtime.submit_after(timer, timeout);
+            }
+            State::Down | State::Left => {
+                runtime.cancel(&TimerKey::Suspicion(addr));
+                let timer = Timer::RemoveDown {
+                    member_id,
+                    incarnation,
+                };
+                runtime.submit_after(timer, self.config.remove_down_after);
+            }
         }
     }
 

@@ -12,12 +12,14 @@ use rand::Rng;
 
 use crate::backlog::Backlog;
 use crate::members::Members;
+use crate::wire;
 use crate::{
     BroadcastHandler, Codec, Config, Error, Header, Identity, Incarnation, Invalidates, Member,
     Message, Metrics, NoCustomBroadcast, Notification, ProbeNumber, Runtime, State, Timer,
 };
 
 use send::Pool;
+pub use timers::JITTER_DIVISOR;
 use timers::Chains;
 
 /// Most down verdicts resent at once when a member comes back from having
@@ -49,27 +51,11 @@ enum Status {
     Defunct,
 }
 
-/// The counters every datagram updates, kept with the fields every input
-/// touches (see [`Foca`]'s layout); [`Foca::metrics`] merges them into
-/// [`Metrics`].
-#[derive(Clone, Copy, Default)]
-struct Traffic {
-    datagrams_in: u64,
-    datagrams_out: u64,
-    bytes_in: u64,
-    bytes_out: u64,
-    max_updates_backlog: u64,
-    probes_sent: u64,
-}
-
 /// The probe in progress.
 struct Probe<T> {
     number: ProbeNumber,
     /// The member probed, as it was when the probe started.
     target: Option<Member<T>>,
-    /// Where the target was in the table then (a lookup hint: its ack
-    /// comes next).
-    position: usize,
     acked: bool,
     /// Whether the indirect stage (`SendIndirectProbe`) has run.
     indirect_done: bool,
@@ -116,11 +102,6 @@ type BroadcastKey<T, B> = <<B as BroadcastHandler<T>>::Broadcast as Invalidates>
 /// - `C`: the [`Codec`];
 /// - `R`: the random number generator (seed it for reproducible runs);
 /// - `B`: the [`BroadcastHandler`] for custom broadcasts.
-// Layout: `repr(C)` keeps the declared order, the fields nearly every
-// datagram and timer touches first and together (fewer cache lines per
-// input when many members run in one process, as in the simulator), the
-// rarely used ones last.
-#[repr(C)]
 pub struct Foca<T, C, R, B = NoCustomBroadcast>
 where
     T: Identity,
@@ -135,8 +116,6 @@ where
     connected: bool,
     /// Lost every live peer since it was last connected.
     cut_off: bool,
-    /// Down verdicts the datagram being handled may still resend.
-    verdict_budget: u8,
     /// Summaries answered this probe period (see `sync_answer_limit`).
     sync_answers: u16,
     /// Encoded size of the largest header this member sends.
@@ -144,7 +123,6 @@ where
     rng: R,
     probe: Probe<T>,
     chains: Chains,
-    traffic: Traffic,
     /// Scratch buffers, kept to avoid allocating per datagram.
     buf: Vec<u8>,
     scratch: Vec<u8>,
@@ -154,7 +132,6 @@ where
     updates: Backlog<T::Addr, (), u16>,
     broadcasts: Backlog<BroadcastKey<T, B>, B::Broadcast>,
     config: Config,
-    // Cold: commands, custom broadcasts, counters of rare events.
     codec: C,
     handler: B,
     seeds: Vec<T>,
@@ -167,6 +144,11 @@ where
 
 /// How many records of left-behind identities wait for dissemination.
 const MAX_DETACHED: usize = 4;
+
+/// Members told at once of news that cannot wait for the next probe (this
+/// member leaving or changing identity, a manual gossip without
+/// `periodic_gossip`, a recovery attempt to members recorded down).
+pub const DEFAULT_FANOUT: usize = 3;
 
 impl<T, C, R> Foca<T, C, R, NoCustomBroadcast>
 where
@@ -205,7 +187,6 @@ where
             status: Status::Running,
             connected: false,
             cut_off: false,
-            verdict_budget: 0,
             sync_answers: 0,
             updates: Backlog::new(config.max_updates_backlog),
             broadcasts: Backlog::new(config.max_broadcast_backlog),
@@ -217,14 +198,12 @@ where
             probe: Probe {
                 number: 0,
                 target: None,
-                position: 0,
                 acked: false,
                 indirect_done: false,
                 indirect_sent: false,
             },
             chains: Chains::new(),
             seeds: Vec::new(),
-            traffic: Traffic::default(),
             metrics: Metrics::default(),
             header_size: 0,
             buf: Vec::new(),
@@ -274,13 +253,6 @@ where
     /// Counters of what this member did and dropped, with current gauges.
     pub fn metrics(&self) -> Metrics {
         let mut m = self.metrics;
-        let t = self.traffic;
-        m.datagrams_in = t.datagrams_in;
-        m.datagrams_out = t.datagrams_out;
-        m.bytes_in = t.bytes_in;
-        m.bytes_out = t.bytes_out;
-        m.max_updates_backlog = t.max_updates_backlog;
-        m.probes_sent = t.probes_sent;
         m.updates_dropped = self.updates.dropped;
         m.broadcasts_dropped = self.broadcasts.dropped;
         m.updates_backlog = self.updates.len() as u64;
@@ -313,18 +285,7 @@ where
 
     /// What this member knows about `addr`, if anything.
     pub fn member(&self, addr: &T::Addr) -> Option<&Member<T>> {
-        self.locate(addr).and_then(|pos| self.members.get(pos))
-    }
-
-    /// The position of `addr` in the table. The probe target's (whose ack
-    /// is the datagram most often looked up) is tried first, from where the
-    /// probe found it: its record is likely still in cache, its index slot
-    /// is not.
-    fn locate(&self, addr: &T::Addr) -> Option<usize> {
-        match &self.probe.target {
-            Some(t) if t.id().addr() == *addr => self.members.find_near(addr, self.probe.position),
-            _ => self.members.find(addr),
-        }
+        self.members.find(addr).and_then(|pos| self.members.get(pos))
     }
 
     /// Membership updates waiting to be disseminated.
@@ -335,61 +296,6 @@ where
     /// Custom broadcasts waiting to be disseminated.
     pub fn custom_broadcast_backlog(&self) -> usize {
         self.broadcasts.len()
-    }
-
-    /// Starts loading what the next input will most likely read beyond
-    /// this struct, so that it is in cache by then (see `Endpoint::warm`).
-    /// Stage 2: the index slot of a datagram's `sender`, or the next probe
-    /// target for a timer; the send buffer; the backlog. Stage 3: the
-    /// sender's record (through the slot stage 2 loaded). Prefetches, or
-    /// reads where a prefetch cannot do: changes nothing.
-    #[cfg(feature = "sim")]
-    pub(crate) fn warm(&self, stage: u8, sender: Option<&T::Addr>) {
-        let probed = |addr: &T::Addr| {
-            self.probe
-                .target
-                .as_ref()
-                .is_some_and(|t| t.id().addr() == *addr)
-        };
-        if stage != 2 {
-            match sender {
-                Some(addr) if probed(addr) => self.members.warm_at(self.probe.position),
-                Some(addr) => self.members.warm_record(addr),
-                None => {}
-            }
-            return;
-        }
-        match sender {
-            Some(addr) if probed(addr) => self.members.warm_at(self.probe.position),
-            Some(addr) => self.members.warm_index(addr),
-            None => self.members.warm_probe_target(),
-        }
-        crate::sim::prefetch(self.buf.as_ptr());
-        self.updates.warm();
-    }
-
-    /// Starts loading what looking `addr` up reads: stage 0 the table's
-    /// fields in this struct, stage 1 the index slot, stage 2 the record
-    /// (see `Endpoint::warm`). Changes nothing.
-    #[cfg(feature = "sim")]
-    pub(crate) fn warm_lookup(&self, stage: u8, addr: &T::Addr) {
-        match stage {
-            0 => crate::sim::prefetch(&raw const self.members),
-            1 => self.members.warm_index(addr),
-            _ => self.members.warm_record(addr),
-        }
-    }
-
-    /// Starts loading this struct's hot fields (see its layout: from the
-    /// first through `config`), not the cold ones at the end, changing
-    /// nothing (see `Endpoint::warm`).
-    #[cfg(feature = "sim")]
-    pub(crate) fn warm_self(&self) {
-        let start = core::ptr::from_ref(self).cast::<u8>();
-        let end = (&raw const self.config)
-            .cast::<u8>()
-            .wrapping_add(core::mem::size_of::<Config>());
-        crate::sim::prefetch_range(start, end);
     }
 
     /// Heap bytes held by the member table and its lookup index.
@@ -526,7 +432,7 @@ where
         }
         self.members.insert_many(fresh, &mut self.rng);
         for member in rest {
-            self.merge(member, false, &mut runtime)?;
+            self.merge(member, false, &mut 0, &mut runtime)?;
         }
         self.after_change(&mut runtime);
         Ok(())
@@ -536,7 +442,10 @@ where
     /// `periodic_gossip.num_members`, or 3). Does nothing with an empty backlog.
     pub fn gossip(&mut self, mut runtime: impl Runtime<T>) -> Result<(), Error> {
         self.check_running()?;
-        let fanout = self.config.periodic_gossip.map_or(3, |p| p.num_members);
+        let fanout = self
+            .config
+            .periodic_gossip
+            .map_or(DEFAULT_FANOUT, |p| usize::from(p.num_members));
         self.gossip_to(fanout, &mut runtime)?;
         self.after_change(&mut runtime);
         Ok(())
@@ -549,7 +458,10 @@ where
         if self.broadcasts.is_empty() {
             return Ok(());
         }
-        let fanout = usize::from(self.config.periodic_gossip.map_or(3, |p| p.num_members));
+        let fanout = self
+            .config
+            .periodic_gossip
+            .map_or(DEFAULT_FANOUT, |p| usize::from(p.num_members));
         self.send_to_random(
             Pool::Active,
             fanout,
@@ -564,7 +476,7 @@ where
     /// if the handler says it is news, queues it for dissemination. Returns
     /// whether it was queued.
     pub fn add_broadcast(&mut self, data: &[u8]) -> Result<bool, Error> {
-        let max = self.max_item_size().saturating_sub(2);
+        let max = self.max_item_size().saturating_sub(wire::ITEM_FRAME);
         if data.len() > max {
             return Err(Error::ItemTooLarge {
                 size: data.len(),
@@ -594,7 +506,7 @@ where
         self.enqueue_update(&left)?;
         // Before sending: our own queued record is encoded from the status.
         self.status = Status::Left;
-        let fanout = usize::from(self.config.num_indirect_probes).max(3);
+        let fanout = usize::from(self.config.num_indirect_probes).max(DEFAULT_FANOUT);
         let result = self
             .send_to_random(
                 Pool::Active,
@@ -640,7 +552,8 @@ where
         self.chains.reset();
         runtime.notify(Notification::Rejoin(self.identity.clone()));
         // Announce to a few members so the new identity is known at once.
-        self.send_to_random(Pool::Active, 3, |_| true, || Message::Announce, runtime)
+        let announce = || Message::Announce;
+        self.send_to_random(Pool::Active, DEFAULT_FANOUT, |_| true, announce, runtime)
             .map(drop)
     }
 
@@ -739,8 +652,8 @@ where
         }
         self.ensure_timers(runtime);
         let backlog = self.updates.len() as u64;
-        if backlog > self.traffic.max_updates_backlog {
-            self.traffic.max_updates_backlog = backlog;
+        if backlog > self.metrics.max_updates_backlog {
+            self.metrics.max_updates_backlog = backlog;
         }
     }
 
@@ -787,7 +700,7 @@ where
             .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
         let size = buf.len();
         // A header, the two section counts and a few small items must fit.
-        if size + 4 + 16 > self.config.max_packet_size {
+        if size + wire::SECTION_COUNTS + wire::MIN_ITEM_ROOM > self.config.max_packet_size {
             return Err(Error::HeaderTooLarge {
                 size,
                 max: self.config.max_packet_size,
@@ -799,7 +712,7 @@ where
     /// The most bytes of items one datagram can carry (after the header and
     /// the two section counts).
     fn max_item_size(&self) -> usize {
-        self.config.max_packet_size - self.header_size - 4
+        self.config.max_packet_size - self.header_size - wire::SECTION_COUNTS
     }
 }
 

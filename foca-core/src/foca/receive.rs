@@ -1,28 +1,29 @@
-//! Receiving a datagram: decode it whole, vet the sender, then act.
-
-use alloc::vec::Vec;
+//! Receiving a datagram: parse it whole, vet the sender, apply its news,
+//! then answer what it asks.
 
 use rand::Rng;
 
 use super::send::Pool;
 use super::{Foca, Status};
-use crate::members::MAX_BUCKET_BITS;
-use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, Timer};
+use crate::wire::{self, Datagram, Summary};
+use crate::{
+    BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, TimerKey,
+};
 
-/// A datagram decoded in full; nothing applied yet.
-struct Decoded<'a, T> {
-    header: Header<T>,
-    /// A `Sync`'s summary: big-endian sums (empty for other messages).
-    summary: &'a [u8],
-    updates: Vec<Member<T>>,
-    broadcasts: Vec<&'a [u8]>,
-}
+/// How many down verdicts one received datagram may make this member resend
+/// (see [`Foca::merge`]): one, so a feed full of members others still see
+/// alive cannot set off a storm.
+pub(super) const VERDICTS_PER_DATAGRAM: u8 = 1;
 
-/// Reads a big-endian `u16` off the front of `input`.
-fn take_u16(input: &mut &[u8]) -> Option<u16> {
-    let (head, rest) = input.split_first_chunk::<2>()?;
-    *input = rest;
-    Some(u16::from_be_bytes(*head))
+/// What [`Foca::vet`] decided about a datagram's sender.
+enum Verdict {
+    /// Dropped (counted); a reply may have been sent.
+    Dropped,
+    /// From a member we recorded gone, itself telling us we are gone:
+    /// only its news about us is applied.
+    Mutual,
+    /// Accepted.
+    Accepted,
 }
 
 impl<T, C, R, B> Foca<T, C, R, B>
@@ -32,69 +33,13 @@ where
     R: Rng,
     B: BroadcastHandler<T>,
 {
-    /// Decodes a whole datagram, or nothing: a failure anywhere rejects it.
-    /// Allocations are bounded by the input length (each update takes at
-    /// least one byte, each broadcast at least three).
-    fn decode<'a>(&mut self, data: &'a [u8]) -> Option<Decoded<'a, T>> {
-        let mut input = data;
-        let header = self.codec.decode_header(&mut input).ok()?;
-        let mut summary: &[u8] = &[];
-        if matches!(header.message, Message::Sync { .. }) {
-            let k = usize::from(take_u16(&mut input)?);
-            if !k.is_power_of_two() || k > 1 << MAX_BUCKET_BITS || 2 * k > input.len() {
-                return None;
-            }
-            let (sums, rest) = input.split_at(2 * k);
-            summary = sums;
-            input = rest;
-        }
-        let count = usize::from(take_u16(&mut input)?);
-        if count > input.len() {
-            return None;
-        }
-        let mut updates = Vec::with_capacity(count);
-        for _ in 0..count {
-            let before = input.len();
-            let member = self.codec.decode_member(&mut input).ok()?;
-            if input.len() >= before {
-                // A codec that consumes nothing would let `count` lie.
-                return None;
-            }
-            updates.push(member);
-        }
-        let items = usize::from(take_u16(&mut input)?);
-        // Each item takes at least 3 bytes (length and one byte of data).
-        if items > input.len() / 3 {
-            return None;
-        }
-        let mut broadcasts = Vec::with_capacity(items);
-        for _ in 0..items {
-            let len = usize::from(take_u16(&mut input)?);
-            if len == 0 || len > input.len() {
-                return None;
-            }
-            let (item, rest) = input.split_at(len);
-            broadcasts.push(item);
-            input = rest;
-        }
-        if !input.is_empty() {
-            return None;
-        }
-        Some(Decoded {
-            header,
-            summary,
-            updates,
-            broadcasts,
-        })
-    }
-
     pub(super) fn receive(
         &mut self,
         data: &[u8],
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        self.traffic.datagrams_in += 1;
-        self.traffic.bytes_in += data.len() as u64;
+        self.metrics.datagrams_in += 1;
+        self.metrics.bytes_in += data.len() as u64;
         if self.status != Status::Running {
             self.metrics.dropped.not_active += 1;
             trace_event!(reason = "not_active", "datagram dropped");
@@ -105,129 +50,164 @@ where
             trace_event!(reason = "oversized", "datagram dropped");
             return Ok(());
         }
-        let Some(Decoded {
-            header,
-            summary,
-            updates,
-            broadcasts,
-        }) = self.decode(data)
-        else {
-            self.metrics.dropped.decode += 1;
-            trace_event!(reason = "decode", "datagram dropped");
-            return Ok(());
+        let datagram = match wire::parse(&mut self.codec, data) {
+            Ok(d) => d,
+            Err(_e) => {
+                self.metrics.dropped.decode += 1;
+                trace_event!(reason = "decode", part = %_e, "datagram dropped");
+                return Ok(());
+            }
         };
+        let result = match self.vet(&datagram.header, runtime)? {
+            Verdict::Dropped => return Ok(()),
+            Verdict::Mutual => self.reconcile(datagram, runtime),
+            Verdict::Accepted => self.absorb(datagram, runtime),
+        };
+        self.after_change(runtime);
+        result
+    }
+
+    /// Checks who sent `header` before anything in the datagram is applied.
+    fn vet(&mut self, header: &Header<T>, runtime: &mut impl Runtime<T>) -> Result<Verdict, Error> {
         let Header {
             src,
             src_incarnation,
             dst,
             message,
         } = header;
-
         let own_addr = self.identity.addr();
         if src.addr() == own_addr {
             self.metrics.dropped.from_self += 1;
             trace_event!(reason = "from_self", "datagram dropped");
-            return Ok(());
+            return Ok(Verdict::Dropped);
         }
-        if dst != self.identity && !(dst.addr() == own_addr && message == Message::Announce) {
+        if *dst != self.identity && !(dst.addr() == own_addr && *message == Message::Announce) {
             self.metrics.dropped.wrong_destination += 1;
             trace_event!(reason = "wrong_destination", "datagram dropped");
             // A probe of a former identity of ours (we restarted, and the
             // news missed this sender): answer with who we are now, or it
             // would declare the old identity down and never learn the new.
             if dst.addr() == own_addr
-                && self.identity.win_addr_conflict(&dst)
+                && self.identity.win_addr_conflict(dst)
                 && matches!(message, Message::Ping(_) | Message::IndirectPing { .. })
             {
                 let me = Member::alive(self.identity.clone(), self.incarnation);
-                self.send_records(&src, Message::Gossip, &[me], runtime)?;
+                self.send_records(src, Message::Gossip, &[me], runtime)?;
             }
-            return Ok(());
+            return Ok(Verdict::Dropped);
         }
-        if updates.len() > 1 {
-            // Each update is a lookup in a table that is mostly out of
-            // cache (a feed carries dozens): start their reads together.
-            self.members
-                .warm_many(updates.iter().map(|u| u.id().addr()));
-        }
-        if let Some(known) = self.member(&src.addr()).cloned() {
-            if known.id() != &src {
-                if known.id().win_addr_conflict(&src) {
-                    self.metrics.dropped.stale_identity += 1;
-                    trace_event!(reason = "stale_identity", "datagram dropped");
-                    return Ok(());
-                }
-            } else if !known.is_active() && known.incarnation() >= src_incarnation {
-                // It talks, but we recorded it down or left: tell it, so it
-                // can refute and come back (a member that really left
-                // ignores this; one restarted with the same identity
-                // rejoins at once). Never answer a TurnUndead with one (two
-                // members could bounce them forever).
-                if message != Message::TurnUndead {
-                    self.metrics.dropped.from_down_member += 1;
-                    trace_event!(reason = "from_down_member", "datagram dropped");
-                    self.send_records(&src, Message::TurnUndead, &[known], runtime)?;
-                    return Ok(());
-                }
-                // A TurnUndead from a member we recorded gone: each side
-                // recorded the other gone (after a partition, say). Not a
-                // drop: its news about us is applied (we refute) and we
-                // announce at once, or neither would ever listen to the
-                // other again. Its other news is ignored.
-                for update in updates {
-                    if update.id().addr() == own_addr {
-                        self.apply_update(update, runtime)?;
-                    }
-                }
-                let result = self.act_on(src, message, summary, runtime);
-                self.after_change(runtime);
-                return result;
+        let Some(known) = self.member(&src.addr()).cloned() else {
+            return Ok(Verdict::Accepted);
+        };
+        if known.id() != src {
+            if known.id().win_addr_conflict(src) {
+                self.metrics.dropped.stale_identity += 1;
+                trace_event!(reason = "stale_identity", "datagram dropped");
+                return Ok(Verdict::Dropped);
             }
+            return Ok(Verdict::Accepted);
         }
+        if known.is_active() || known.incarnation() < *src_incarnation {
+            return Ok(Verdict::Accepted);
+        }
+        // It talks, but we recorded it down or left: tell it, so it can
+        // refute and come back (a member that really left ignores this; one
+        // restarted with the same identity rejoins at once). Never answer a
+        // TurnUndead with one (two members could bounce them forever).
+        if *message == Message::TurnUndead {
+            return Ok(Verdict::Mutual);
+        }
+        self.metrics.dropped.from_down_member += 1;
+        trace_event!(reason = "from_down_member", "datagram dropped");
+        self.send_records(src, Message::TurnUndead, &[known], runtime)?;
+        Ok(Verdict::Dropped)
+    }
 
+    /// A TurnUndead from a member we recorded gone: each side recorded the
+    /// other gone (after a partition, say). Not a drop: its news about us is
+    /// applied (we refute) and we announce at once, or neither would ever
+    /// listen to the other again. Its other news is ignored.
+    fn reconcile(
+        &mut self,
+        datagram: Datagram<'_, T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let own_addr = self.identity.addr();
+        for update in datagram.updates {
+            if update.id().addr() == own_addr {
+                self.apply_update(update, runtime)?;
+            }
+        }
+        let Header { src, message, .. } = datagram.header;
+        self.act_on(src, message, datagram.summary, runtime)
+    }
+
+    /// Applies an accepted datagram's news, then answers it.
+    fn absorb(
+        &mut self,
+        datagram: Datagram<'_, T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let Datagram {
+            header,
+            summary,
+            updates,
+            broadcasts,
+        } = datagram;
+        let Header {
+            src,
+            src_incarnation,
+            message,
+            ..
+        } = header;
         // A datagram is proof of life of its sender at that incarnation.
         self.apply_update(Member::alive(src.clone(), src_incarnation), runtime)?;
         let known = self.members.len();
-        self.verdict_budget = 1;
-        let applied = updates
-            .into_iter()
-            .try_for_each(|update| self.apply_update(update, runtime));
-        self.verdict_budget = 0;
-        applied?;
-        // A feed that taught us members we did not know means our view is
-        // far behind (we just joined, or came back after being cut off):
-        // pull another one, from someone else, until feeds stop bringing
-        // news. Likewise for the records answering our summary: the
-        // buckets that differed held members we lacked, and likely more
-        // than one datagram's worth: compare with someone else at once.
-        let follow_up = match message {
-            Message::Feed => Some(Message::Announce),
-            Message::Sync { reply: true } => Some(Message::Sync { reply: false }),
-            _ => None,
-        };
-        if let Some(next) = follow_up
-            && self.members.len() > known
-        {
-            self.send_to_random(
-                Pool::Active,
-                1,
-                |m| m.id() != &src,
-                || next.clone(),
-                runtime,
-            )?;
+        let mut verdicts = VERDICTS_PER_DATAGRAM;
+        for update in updates {
+            self.merge(update, true, &mut verdicts, runtime)?;
+        }
+        if self.members.len() > known {
+            self.follow_up(&src, &message, runtime)?;
         }
         for item in broadcasts {
             match self.handler.receive_item(item, Some(&src)) {
                 Ok(Some(broadcast)) => {
                     self.enqueue_broadcast(broadcast, item);
+                    runtime.broadcast_received(item, &src);
                 }
                 Ok(None) => {}
                 Err(_) => self.metrics.broadcasts_rejected += 1,
             }
         }
-        let result = self.act_on(src, message, summary, runtime);
-        self.after_change(runtime);
-        result
+        self.act_on(src, message, summary, runtime)
+    }
+
+    /// A feed that taught us members we did not know means our view is far
+    /// behind (we just joined, or came back after being cut off): pull
+    /// another one, from someone else, until feeds stop bringing news.
+    /// Likewise for the records answering our summary: the buckets that
+    /// differed held members we lacked, and likely more than one datagram's
+    /// worth: compare with someone else at once.
+    fn follow_up(
+        &mut self,
+        src: &T,
+        message: &Message<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let next = match message {
+            Message::Feed => Message::Announce,
+            Message::Sync { reply: true } => Message::Sync { reply: false },
+            _ => return Ok(()),
+        };
+        self.send_to_random(
+            Pool::Active,
+            1,
+            |m| m.id() != src,
+            || next.clone(),
+            runtime,
+        )
+        .map(drop)
     }
 
     /// Answers the request a message carries.
@@ -235,7 +215,7 @@ where
         &mut self,
         src: T,
         message: Message<T>,
-        summary: &[u8],
+        summary: Summary<'_>,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         if self.status != Status::Running {
@@ -257,26 +237,23 @@ where
                 if target_addr == own_addr || target_addr == src.addr() {
                     return Ok(());
                 }
-                self.send(
-                    &target,
-                    Message::IndirectPing {
-                        origin: src,
-                        probe_number,
-                    },
-                    runtime,
-                )
+                let origin = src;
+                let ping = Message::IndirectPing {
+                    origin,
+                    probe_number,
+                };
+                self.send(&target, ping, runtime)
             }
             Message::IndirectPing {
                 origin,
                 probe_number,
-            } => self.send(
-                &src,
-                Message::IndirectAck {
+            } => {
+                let ack = Message::IndirectAck {
                     origin,
                     probe_number,
-                },
-                runtime,
-            ),
+                };
+                self.send(&src, ack, runtime)
+            }
             Message::IndirectAck {
                 origin,
                 probe_number,
@@ -284,14 +261,12 @@ where
                 if origin.addr() == own_addr || origin.addr() == src.addr() {
                     return Ok(());
                 }
-                self.send(
-                    &origin,
-                    Message::ForwardedAck {
-                        target: src,
-                        probe_number,
-                    },
-                    runtime,
-                )
+                let target = src;
+                let forwarded = Message::ForwardedAck {
+                    target,
+                    probe_number,
+                };
+                self.send(&origin, forwarded, runtime)
             }
             Message::ForwardedAck {
                 target,
@@ -301,11 +276,9 @@ where
                 Ok(())
             }
             Message::Announce => self.send_feed(&src, runtime),
-            Message::TurnUndead => {
-                // The update it carried was applied above: if it was about us
-                // at our incarnation, we refuted. Tell the sender right away.
-                self.send(&src, Message::Announce, runtime)
-            }
+            // The update it carried was applied: if it was about us at our
+            // incarnation, we refuted. Tell the sender right away.
+            Message::TurnUndead => self.send(&src, Message::Announce, runtime),
             Message::Sync { reply } => self.answer_sync(&src, summary, reply, runtime),
             Message::Feed | Message::Gossip | Message::Broadcast => Ok(()),
         }
@@ -330,10 +303,7 @@ where
         }
         if !self.probe.indirect_done {
             // Acked in time: the indirect stage has nothing to do.
-            runtime.cancel(&Timer::SendIndirectProbe {
-                probed_id: from.clone(),
-                probe_number,
-            });
+            runtime.cancel(&TimerKey::IndirectProbe);
         }
     }
 }

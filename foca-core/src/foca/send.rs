@@ -7,6 +7,7 @@ use rand::{Rng, RngExt};
 
 use super::{Foca, Status};
 use crate::members::{Digest, record_hash};
+use crate::wire::{self, Summary, Writer};
 use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, State};
 
 /// Where [`Foca::send_to_random`] picks members.
@@ -119,14 +120,14 @@ where
         digest.into_sums()
     }
 
-    /// Answers a summary (`theirs`, big-endian sums) from `src` with our
+    /// Answers a summary (`theirs`) from `src` with our
     /// records in the buckets that differ: to a request, in one
     /// `Sync { reply: true }` that also carries our summary (so that `src`
     /// sends back its records there); to a reply, in a `Gossip`.
     pub(super) fn answer_sync(
         &mut self,
         src: &T,
-        theirs: &[u8],
+        theirs: Summary<'_>,
         reply: bool,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
@@ -139,7 +140,7 @@ where
         }
         self.sync_answers += 1;
         let ours = self.summary();
-        if theirs.len() != ours.len() * 2 {
+        if theirs.len() != ours.len() {
             // Configs that give different bucket counts: nothing to compare,
             // so a random sample, as an announce gets.
             return if reply {
@@ -148,11 +149,7 @@ where
                 self.send_feed(src, runtime)
             };
         }
-        let differs: Vec<bool> = theirs
-            .chunks_exact(2)
-            .zip(&ours)
-            .map(|(t, o)| u16::from_be_bytes([t[0], t[1]]) != *o)
-            .collect();
+        let differs: Vec<bool> = theirs.sums().zip(&ours).map(|(t, o)| t != *o).collect();
         if !differs.contains(&true) {
             return Ok(());
         }
@@ -201,7 +198,7 @@ where
     /// anything to gossip.
     pub(super) fn gossip_to(
         &mut self,
-        fanout: u8,
+        fanout: usize,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         if self.updates.is_empty() {
@@ -209,7 +206,7 @@ where
         }
         self.send_to_random(
             Pool::Active,
-            usize::from(fanout),
+            fanout,
             |_| true,
             || Message::Gossip,
             runtime,
@@ -265,10 +262,7 @@ where
         payload: Payload<'_, T>,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        // Cleared here rather than after sending: what stays in it is
-        // harmless, and lets the simulator's cache hint read it.
         let mut buf = core::mem::take(&mut self.buf);
-        buf.clear();
         let header = Header {
             src: self.identity.clone(),
             src_incarnation: self.incarnation,
@@ -277,8 +271,8 @@ where
         };
         let result = match self.build(&mut buf, &header, payload) {
             Ok(()) => {
-                self.traffic.datagrams_out += 1;
-                self.traffic.bytes_out += buf.len() as u64;
+                self.metrics.datagrams_out += 1;
+                self.metrics.bytes_out += buf.len() as u64;
                 runtime.send_to(header.dst, &buf);
                 Ok(())
             }
@@ -293,128 +287,94 @@ where
         result
     }
 
+    /// Emits the datagram: header, then the payload's items.
     fn build(
         &mut self,
         buf: &mut Vec<u8>,
         header: &Header<T>,
         payload: Payload<'_, T>,
     ) -> Result<(), Error> {
+        let sums = match payload {
+            Payload::Summary(sums, _) => sums,
+            _ => &[],
+        };
         let max = self.config.max_packet_size;
-        self.codec
-            .encode_header(header, buf)
-            .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
-        debug_assert_eq!(
-            matches!(header.message, Message::Sync { .. }),
-            matches!(payload, Payload::Summary(..))
-        );
-        if let Payload::Summary(sums, _) = payload {
-            // At most 256 sums (MAX_BUCKET_BITS).
-            let k = u16::try_from(sums.len()).unwrap_or(u16::MAX);
-            buf.extend_from_slice(&k.to_be_bytes());
-            for sum in sums {
-                buf.extend_from_slice(&sum.to_be_bytes());
-            }
-        }
-        let count_at = buf.len();
-        buf.extend_from_slice(&[0, 0]);
-        // The update count and the broadcast count.
-        if buf.len() + 2 > max {
-            return Err(Error::HeaderTooLarge {
-                size: count_at,
-                max,
-            });
-        }
-        let budget = max - buf.len() - 2;
-        let members = self.members.num_active() + 1;
-        let limit = self.config.max_transmissions(members);
+        let mut w = Writer::new(buf, max, &mut self.codec, header, sums)?;
+        let limit = self.config.max_transmissions(self.members.num_active() + 1);
         let to = &header.dst;
-        let mut budget = budget;
-        // Buddy system (Lifeguard): a member we suspect hears it from us
-        // first thing, so it can refute even if the gossip missed it.
-        let mut told = 0;
-        let mut skip = None;
-        if matches!(payload, Payload::Piggyback | Payload::Updates)
-            && self.members.num_suspects() > 0
-            && let Some(record) = self
-                .member(&to.addr())
-                .filter(|m| m.id() == to && m.state() == State::Suspect)
-                .cloned()
-        {
-            let before = buf.len();
-            self.codec
-                .encode_member(&record, buf)
-                .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
-            let size = buf.len() - before;
-            if size <= budget {
-                budget -= size;
-                told = 1;
-                skip = Some(to.addr());
-            } else {
-                buf.truncate(before);
-            }
-        }
-        let skip = skip.as_ref();
-        let mut scratch = core::mem::take(&mut self.scratch);
-        scratch.clear();
-        let (updates, broadcasts) = match payload {
+        let mut items = core::mem::take(&mut self.scratch);
+        items.clear();
+        let count = match payload {
             Payload::Records(records) | Payload::Summary(_, records) => {
-                let mut count = 0;
                 for record in records {
-                    let before = buf.len();
-                    self.codec
-                        .encode_member(record, buf)
-                        .map_err(|e| Error::Encode(alloc::string::ToString::to_string(&e)))?;
-                    if buf.len() + 2 > max {
-                        buf.truncate(before);
+                    if !w.push_update(&mut self.codec, record)? {
                         break;
                     }
-                    count += 1;
                 }
-                (count, 0)
+                0
             }
-            Payload::Updates => (told + self.fill_updates(buf, budget, limit, skip).0, 0),
-            Payload::Broadcasts => (0, self.fill_broadcasts(&mut scratch, budget, limit, to).0),
+            Payload::Updates => {
+                let skip = self.tell_suspect(&mut w, to)?;
+                let budget = w.room();
+                self.fill_updates(&mut w, budget, limit, skip.as_ref());
+                0
+            }
+            Payload::Broadcasts => self.fill_broadcasts(&mut items, w.room(), limit, to).0,
             Payload::Piggyback => {
+                let skip = self.tell_suspect(&mut w, to)?;
                 // Each kind is guaranteed half the space when both wait;
                 // whatever one leaves unused, the other may take. One fill
                 // per kind: a second fill of updates would put the same
                 // items in the datagram twice (and count both).
+                let budget = w.room();
                 let reserved = self.updates.bytes().min(budget / 2);
-                let (nb, bb) = if self.broadcasts.is_empty() {
+                let (count, bytes) = if self.broadcasts.is_empty() {
                     (0, 0)
                 } else {
-                    self.fill_broadcasts(&mut scratch, budget - reserved, limit, to)
+                    self.fill_broadcasts(&mut items, budget - reserved, limit, to)
                 };
-                (
-                    told + self.fill_updates(buf, budget - bb, limit, skip).0,
-                    nb,
-                )
+                self.fill_updates(&mut w, budget - bytes, limit, skip.as_ref());
+                count
             }
         };
-        // At most `max_packet_size` (≤ 65507) items of ≥ 1 byte: fits a u16.
-        let updates = u16::try_from(updates).unwrap_or(u16::MAX);
-        buf[count_at..count_at + 2].copy_from_slice(&updates.to_be_bytes());
-        let broadcasts = u16::try_from(broadcasts).unwrap_or(u16::MAX);
-        buf.extend_from_slice(&broadcasts.to_be_bytes());
-        buf.extend_from_slice(&scratch);
-        self.scratch = scratch;
-        debug_assert!(buf.len() <= max);
+        w.finish(count, &items);
+        self.scratch = items;
         Ok(())
     }
 
-    /// Fills backlogged updates, except any about `skip` (already written).
+    /// Buddy system (Lifeguard): a member we suspect hears it from us
+    /// first thing, so it can refute even if the gossip missed it. Writes
+    /// `to`'s record if it is a suspect and fits; returns its address then
+    /// (the backlog fill must skip it).
+    fn tell_suspect(&mut self, w: &mut Writer<'_>, to: &T) -> Result<Option<T::Addr>, Error> {
+        if self.members.num_suspects() == 0 {
+            return Ok(None);
+        }
+        let addr = to.addr();
+        let Some(record) = self
+            .member(&addr)
+            .filter(|m| m.id() == to && m.state() == State::Suspect)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        Ok(w.push_update(&mut self.codec, &record)?.then_some(addr))
+    }
+
+    /// Fills backlogged updates within `budget`, except any about `skip`
+    /// (already written).
     fn fill_updates(
         &mut self,
-        buf: &mut Vec<u8>,
+        w: &mut Writer<'_>,
         budget: usize,
         limit: u32,
         skip: Option<&T::Addr>,
-    ) -> (usize, usize) {
+    ) {
         let own = self.identity.addr();
         let (identity, incarnation, status) = (&self.identity, self.incarnation, self.status);
         let (members, detached, codec) = (&self.members, &self.detached, &mut self.codec);
-        self.updates.fill(
-            buf,
+        let (count, _) = self.updates.fill(
+            w.buf(),
             budget,
             0,
             limit,
@@ -436,28 +396,28 @@ where
                 // Not found: forgotten since it was queued; it is dropped.
                 record.is_some_and(|m| codec.encode_member(m, out).is_ok())
             },
-        )
+        );
+        w.counted(count);
     }
 
+    /// Fills framed custom broadcast items into `out` within `budget`.
     fn fill_broadcasts(
         &mut self,
-        buf: &mut Vec<u8>,
+        out: &mut Vec<u8>,
         budget: usize,
         limit: u32,
         to: &T,
     ) -> (usize, usize) {
         let handler = &self.handler;
         self.broadcasts.fill(
-            buf,
+            out,
             budget,
-            2,
+            wire::ITEM_FRAME,
             limit,
             |_, broadcast, data| handler.should_send(broadcast, data, to),
             |out, _, data| {
                 // Items are refused at insert if they exceed a datagram.
-                let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
-                out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(data);
+                wire::put_item(out, data);
                 true
             },
         )

@@ -13,10 +13,14 @@ use core::time::Duration;
 use rand::{Rng, RngExt};
 
 use super::send::Pool;
-use super::{Foca, Status};
+use super::{DEFAULT_FANOUT, Foca, Status};
 use crate::{
     BroadcastHandler, Codec, Error, Identity, Member, Message, Runtime, State, Timer, TimerToken,
 };
+
+/// Periodic timers are spread by up to ±1/`JITTER_DIVISOR` of their period
+/// (±25%), so that members started together do not act in lockstep.
+pub const JITTER_DIVISOR: u64 = 4;
 
 /// The in-flight token of each chain (`None`: not running).
 pub(super) struct Chains {
@@ -75,15 +79,16 @@ where
     R: Rng,
     B: BroadcastHandler<T>,
 {
-    /// `d` with ±25% jitter, so members do not act in lockstep.
+    /// `d` with ±1/[`JITTER_DIVISOR`] jitter, so members do not act in
+    /// lockstep.
     fn jittered(&mut self, d: Duration) -> Duration {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let quarter = nanos / 4;
-        if quarter == 0 {
+        let spread = nanos / JITTER_DIVISOR;
+        if spread == 0 {
             return d;
         }
-        let offset = self.rng.random_range(0..=quarter * 2);
-        Duration::from_nanos(nanos - quarter + offset)
+        let offset = self.rng.random_range(0..=spread * 2);
+        Duration::from_nanos(nanos - spread + offset)
     }
 
     /// Starts every chain that should run and does not.
@@ -155,7 +160,7 @@ where
                 if claim(&mut self.chains.probe, token) {
                     self.sync_answers = 0;
                     self.conclude_probe(runtime)
-                        .and_then(|()| self.start_probe(token, runtime))
+                        .and_then(|()| self.start_probe(runtime))
                 } else {
                     self.metrics.stale_timers += 1;
                     Ok(())
@@ -194,7 +199,10 @@ where
             }
             Timer::PeriodicGossip(token) => {
                 if claim(&mut self.chains.gossip, token) {
-                    let fanout = self.config.periodic_gossip.map_or(0, |p| p.num_members);
+                    let fanout = self
+                        .config
+                        .periodic_gossip
+                        .map_or(0, |p| usize::from(p.num_members));
                     self.gossip_to(fanout, runtime)
                 } else {
                     self.metrics.stale_timers += 1;
@@ -231,22 +239,12 @@ where
             return Ok(());
         }
         self.metrics.probes_failed += 1;
+        // Already suspect: its suspicion timer is pending (it has its own
+        // slot, never refused), nothing to add.
         let current = self
             .member(&target.id().addr())
             .filter(|m| m.id() == target.id() && m.incarnation() == target.incarnation())
             .map(Member::state);
-        if current == Some(State::Suspect) {
-            // Already suspect: its timer is normally pending, but may have
-            // been refused by a full timer queue. Arm another; the first
-            // to fire decides, the other is then stale.
-            runtime.submit_after(
-                Timer::ChangeSuspectToDown {
-                    member_id: target.id().clone(),
-                    incarnation: target.incarnation(),
-                },
-                self.config.suspicion_timeout(self.members.num_active() + 1),
-            );
-        }
         if current == Some(State::Alive) {
             self.metrics.suspicions_raised += 1;
             debug_event!(member = ?target.id(), "probe failed: suspecting");
@@ -257,16 +255,8 @@ where
     }
 
     /// Pings the next member in the round and re-arms the probe chain.
-    fn start_probe(
-        &mut self,
-        _fired: TimerToken,
-        runtime: &mut impl Runtime<T>,
-    ) -> Result<(), Error> {
-        let Some((pos, target)) = self
-            .members
-            .next_probe_target(&mut self.rng)
-            .map(|(pos, m)| (pos, m.clone()))
-        else {
+    fn start_probe(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        let Some(target) = self.members.next_probe_target(&mut self.rng).cloned() else {
             // Nobody to probe: the chain stops; ensure_timers restarts it.
             return Ok(());
         };
@@ -287,8 +277,7 @@ where
         );
         let id = target.id().clone();
         self.probe.target = Some(target);
-        self.probe.position = pos;
-        self.traffic.probes_sent += 1;
+        self.metrics.probes_sent += 1;
         self.send(&id, Message::Ping(number), runtime)
     }
 
@@ -408,8 +397,9 @@ where
         let to_seeds = self.send_each(&seeds, || Message::Announce, runtime);
         self.seeds = seeds;
         let is_down = |m: &Member<T>| m.state() == State::Down;
+        let announce = || Message::Announce;
         let to_down =
-            self.send_to_random(Pool::Inactive, 3, is_down, || Message::Announce, runtime);
+            self.send_to_random(Pool::Inactive, DEFAULT_FANOUT, is_down, announce, runtime);
         self.chains.rejoin_delay = self
             .chains
             .rejoin_delay

@@ -120,31 +120,6 @@ impl Index {
         }
     }
 
-    /// Reads the home slot of `hash`, so that a lookup soon after finds it
-    /// in cache (a hint: changes nothing).
-    pub(super) fn warm(&self, hash: u64) {
-        if self.len > 0 {
-            // The value, not a reference: only a load brings the line in.
-            core::hint::black_box(self.slots.get(self.home(hash)).copied());
-        }
-    }
-
-    /// Starts loading the home slot of `hash` (a hint for the simulator).
-    #[cfg(feature = "sim")]
-    pub(super) fn prefetch(&self, hash: u64) {
-        if self.len > 0 {
-            crate::sim::prefetch(self.slots.as_ptr().wrapping_add(self.home(hash)));
-        }
-    }
-
-    /// The first position whose tag matches `hash`: where the entry for
-    /// `hash` most likely is, found without reading any entry (a hint for
-    /// the simulator).
-    #[cfg(feature = "sim")]
-    pub(super) fn guess(&self, hash: u64) -> Option<u32> {
-        self.find(hash, |_| true)
-    }
-
     /// The slot holding position `pos` of an entry hashed `hash`.
     fn slot_of(&self, hash: u64, pos: u32) -> Option<usize> {
         if self.len == 0 {

@@ -19,44 +19,18 @@
 //! false positives ([`Sim::false_positives`]), how tracked news spreads
 //! ([`Sim::track`]) and view accuracy over time ([`Sim::sample_accuracy`]).
 //!
-//! Cost: a small heap of datagrams in flight and an indexed heap with one
-//! timer per member (module `queue`); the per-member state every event checks
+//! Members run with a real [`Envelope`] (the simulation is generic over it,
+//! so the same runs can be sealed), and are reported by address, as the rest
+//! of the API does.
+//!
+//! Cost: a small heap of datagrams in flight and a calendar with one timer
+//! per member (module `queue`); the per-member state every event checks
 //! sits in a compact array apart from the endpoints, and members are found
 //! by address through a hash map. Nothing scans all members per event.
 
 mod net;
 mod observe;
 mod queue;
-
-/// Starts loading the cache line at `p` into the cache, without waiting for
-/// it (a hint: it changes nothing, and cannot fault, whatever `p` is). The
-/// simulator's cache hints use it so that a cold line costs no stall: a
-/// plain read of one holds up the processor until it arrives (about 400 ns
-/// for a random line of a large table on the reference machine). Does
-/// nothing on other architectures.
-#[inline(always)]
-pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)]
-    // SAFETY: PREFETCHT0 is a hint: it never faults and has no
-    // architectural effect, whatever the address; SSE, which it needs, is
-    // part of every x86_64 processor.
-    unsafe {
-        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// [`prefetch`]es every cache line from `start` up to `end`.
-#[inline(always)]
-pub(crate) fn prefetch_range(start: *const u8, end: *const u8) {
-    let len = (end as usize).saturating_sub(start as usize);
-    for offset in (0..len).step_by(64) {
-        prefetch(start.wrapping_add(offset));
-    }
-}
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -70,7 +44,7 @@ use hashbrown::HashMap;
 use rand::rngs::Xoshiro128PlusPlus;
 use rand::{Rng, RngExt, SeedableRng};
 
-use crate::{BroadcastHandler, Codec, Endpoint, Identity, Notification};
+use crate::{BroadcastHandler, Codec, Endpoint, Envelope, Event, Identity, Notification};
 
 pub use net::{LinkParams, NetStats};
 use observe::Tracker;
@@ -80,13 +54,8 @@ use queue::{Next, Queue};
 /// Set in a datagram's `from` when a slow member already delayed it.
 const LATE: u32 = 1 << 31;
 
-/// Datagrams whose receivers' reads are started together (see
-/// [`Sim::warm_lookups`]).
-const LOOKUP_BATCH: usize = 8;
-
-/// Timer events whose members' reads are started together (see
-/// [`Sim::warm_timers`]).
-const TIMER_BATCH: usize = 8;
+/// Members whose next input is read ahead together (see [`Sim::read_ahead`]).
+const READ_AHEAD: usize = 8;
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -134,26 +103,25 @@ struct Hot {
     slow: u64,
 }
 
-/// Cache-line aligned: the hot start of the endpoint (see its layout) then
-/// takes as few lines as it can.
-#[repr(C, align(64))]
+/// A member's endpoint, and when its uplink is free again.
 struct Node<E> {
     endpoint: E,
     egress_free: Duration,
 }
 
-type Ep<T, C, R, B> = Endpoint<T, C, R, B>;
+type Ep<T, C, R, B, E> = Endpoint<T, C, R, B, E>;
 
 /// The simulation. See the [module docs](self).
-pub struct Sim<T, C, R, B>
+pub struct Sim<T, C, R, B, E>
 where
     T: Identity,
     C: Codec<T>,
     R: Rng,
     B: BroadcastHandler<T>,
+    E: Envelope,
 {
     now: Duration,
-    nodes: Vec<Node<Ep<T, C, R, B>>>,
+    nodes: Vec<Node<Ep<T, C, R, B, E>>>,
     hot: Vec<Hot>,
     /// Each member's address, by node (as added).
     addrs: Vec<T::Addr>,
@@ -167,29 +135,28 @@ where
     record: bool,
     notifications: Vec<(Duration, T::Addr, Notification<T>)>,
     stats: NetStats,
-    detections: Vec<Detection>,
+    detections: Vec<Detection<T::Addr>>,
     /// For each crashed node: its detection record and who already noticed.
     open_crashes: BTreeMap<u32, (usize, BTreeSet<u32>)>,
     false_positives: u64,
-    trackers: Vec<Tracker<Ep<T, C, R, B>>>,
+    trackers: Vec<Tracker<Ep<T, C, R, B, E>>>,
     accuracy: Vec<AccuracySample>,
-    /// `(receiver, sender)` of the datagrams sent since the last batch of
-    /// cache hints, and of the two batches before (see
-    /// [`Sim::warm_lookups`]).
+    /// `(receiver, sender)` of the datagrams sent since the last read-ahead,
+    /// and of those read ahead last time (see [`Sim::read_ahead`]).
     sent_recently: Vec<(u32, u32)>,
     sent_before: Vec<(u32, u32)>,
-    sent_earlier: Vec<(u32, u32)>,
-    /// The nodes of the next timer events (see [`Sim::warm_timers`]).
+    /// The nodes of the next timers (see [`Sim::read_ahead`]).
     next_timers: Vec<u32>,
-    timers_until_batch: usize,
+    timers_until_read_ahead: usize,
 }
 
-impl<T, C, R, B> Sim<T, C, R, B>
+impl<T, C, R, B, E> Sim<T, C, R, B, E>
 where
     T: Identity,
     C: Codec<T>,
     R: Rng,
     B: BroadcastHandler<T>,
+    E: Envelope,
 {
     /// An empty simulation with [`LinkParams::default`] links.
     pub fn new(seed: u64) -> Self {
@@ -217,11 +184,10 @@ where
             false_positives: 0,
             trackers: Vec::new(),
             accuracy: Vec::new(),
-            sent_recently: Vec::with_capacity(LOOKUP_BATCH),
-            sent_before: Vec::with_capacity(LOOKUP_BATCH),
-            sent_earlier: Vec::with_capacity(LOOKUP_BATCH),
-            next_timers: Vec::with_capacity(2 * TIMER_BATCH),
-            timers_until_batch: 0,
+            sent_recently: Vec::with_capacity(READ_AHEAD),
+            sent_before: Vec::with_capacity(READ_AHEAD),
+            next_timers: Vec::with_capacity(READ_AHEAD),
+            timers_until_read_ahead: 0,
         }
     }
 
@@ -271,7 +237,7 @@ where
 
     /// Adds a member, or replaces the one with the same address (a restart
     /// on a new endpoint: use [`Sim::restart`] to also restore its table).
-    pub fn add(&mut self, endpoint: Ep<T, C, R, B>) -> T::Addr {
+    pub fn add(&mut self, endpoint: Ep<T, C, R, B, E>) -> T::Addr {
         let addr = endpoint.foca().identity().addr();
         let node = match self.index.get(&addr) {
             Some(&n) => {
@@ -312,7 +278,7 @@ where
     /// Restarts a crashed (or running) member on `endpoint`; with `restore`,
     /// the new endpoint first gets the old one's member table, as a process
     /// that persisted its membership would.
-    pub fn restart(&mut self, endpoint: Ep<T, C, R, B>, restore: bool) -> T::Addr {
+    pub fn restart(&mut self, endpoint: Ep<T, C, R, B, E>, restore: bool) -> T::Addr {
         let addr = endpoint.foca().identity().addr();
         let mut endpoint = endpoint;
         if restore && let Some(&n) = self.index.get(&addr) {
@@ -322,7 +288,7 @@ where
                 .iter_membership_state()
                 .cloned()
                 .collect();
-            let _ = endpoint.restore(self.now, old);
+            let _ = endpoint.command(self.now, crate::Command::Restore(old));
         }
         self.add(endpoint)
     }
@@ -339,7 +305,7 @@ where
         self.queue.disarm(n);
         let observers = self.running();
         self.detections.push(Detection {
-            node: n as usize,
+            member: addr.clone(),
             crashed_at: self.now,
             observers,
             latencies: Vec::new(),
@@ -397,7 +363,7 @@ where
     }
 
     /// The member's endpoint.
-    pub fn endpoint(&self, addr: &T::Addr) -> Option<&Ep<T, C, R, B>> {
+    pub fn endpoint(&self, addr: &T::Addr) -> Option<&Ep<T, C, R, B, E>> {
         self.node_of(addr).map(|n| &self.nodes[n as usize].endpoint)
     }
 
@@ -419,7 +385,7 @@ where
     pub fn with<X>(
         &mut self,
         addr: &T::Addr,
-        f: impl FnOnce(&mut Ep<T, C, R, B>, Duration) -> X,
+        f: impl FnOnce(&mut Ep<T, C, R, B, E>, Duration) -> X,
     ) -> Option<X> {
         let n = self.node_of(addr)?;
         let now = self.now;
@@ -439,7 +405,7 @@ where
     }
 
     /// Every crash so far, with its detection latencies.
-    pub fn detections(&self) -> &[Detection] {
+    pub fn detections(&self) -> &[Detection<T::Addr>] {
         &self.detections
     }
 
@@ -454,7 +420,7 @@ where
     pub fn track(
         &mut self,
         name: &str,
-        check: impl Fn(&Ep<T, C, R, B>) -> bool + 'static,
+        check: impl Fn(&Ep<T, C, R, B, E>) -> bool + 'static,
     ) -> usize {
         let mut tracker = Tracker {
             name: String::from(name),
@@ -475,12 +441,12 @@ where
     }
 
     /// How tracked news spread so far.
-    pub fn spread(&self, tracker: usize) -> Option<Spread> {
+    pub fn spread(&self, tracker: usize) -> Option<Spread<T::Addr>> {
         let t = self.trackers.get(tracker)?;
         Some(Spread {
             name: t.name.clone(),
             started: t.started,
-            reached: t.reached.clone(),
+            reached: self.addrs.iter().cloned().zip(t.reached.iter().copied()).collect(),
             all: t.done,
         })
     }
@@ -497,34 +463,7 @@ where
         let others = self.nodes.len().saturating_sub(1);
         let mut sum = 0.0;
         let mut observers = 0usize;
-        // Each lookup is a few cache misses (the member's table, its index,
-        // its record): they are started a block of members at a time, in
-        // stages a block apart, so that a block's misses overlap (cache
-        // hints only, see `warm_lookups`).
-        const BLOCK: usize = 16;
-        let warm = |from: usize, stage: u8| {
-            if crashed.len() > 4 {
-                return;
-            }
-            for node in self.nodes.iter().skip(from).take(BLOCK) {
-                let foca = node.endpoint.foca();
-                for a in &crashed {
-                    foca.warm_lookup(stage, a);
-                }
-            }
-        };
-        for (i, (node, _)) in self
-            .nodes
-            .iter()
-            .zip(&self.hot)
-            .enumerate()
-            .filter(|(_, (_, h))| h.up)
-        {
-            if i % BLOCK == 0 {
-                warm(i + 2 * BLOCK, 0);
-                warm(i + BLOCK, 1);
-                warm(i, 2);
-            }
+        for (node, _) in self.nodes.iter().zip(&self.hot).filter(|(_, h)| h.up) {
             let foca = node.endpoint.foca();
             let stale = crashed
                 .iter()
@@ -574,9 +513,9 @@ where
                     self.queue.settle();
                 }
                 Next::Timer(n, at) => {
-                    self.timers_until_batch = self.timers_until_batch.saturating_sub(1);
-                    if self.timers_until_batch == 0 {
-                        self.warm_timers();
+                    self.timers_until_read_ahead = self.timers_until_read_ahead.saturating_sub(1);
+                    if self.timers_until_read_ahead == 0 {
+                        self.read_ahead_timers();
                     }
                     self.now = self.now.max(Duration::from_nanos(at));
                     self.fire(n);
@@ -587,50 +526,51 @@ where
         self.now = self.now.max(until);
     }
 
-    /// Starts reading what the next timer events will read, a batch at a
-    /// time and in two stages, as [`Sim::warm_lookups`] does for
-    /// datagrams: the endpoints of the timers after the next
-    /// [`TIMER_BATCH`] (stage 1), and what the endpoints of the next ones
-    /// point to (stage 2: their timer queues, buffers, probe targets). A
-    /// hint only: reads, changes nothing.
-    fn warm_timers(&mut self) {
-        let mut next = core::mem::take(&mut self.next_timers);
-        self.queue.next_timers(2 * TIMER_BATCH, &mut next);
-        for (k, &n) in next.iter().enumerate() {
-            if let Some(node) = self.nodes.get(n as usize) {
-                node.endpoint
-                    .warm(if k < TIMER_BATCH { 2 } else { 1 }, None);
+    /// Reads, through the public API, some of what the next inputs of
+    /// these members will read: with many members in one process those
+    /// reads miss the cache, and a miss costs about the same whether it
+    /// waits alone or with a batch of independent others. Two stages, one
+    /// batch apart: first each endpoint's own fields (its counters, config,
+    /// timers), then, once those are in cache, the record of the datagram's
+    /// sender in its table (an index slot, then the record). A datagram
+    /// arrives a link latency after it is read ahead for, a few dozen
+    /// events later: the lines are still in cache then. Changes nothing.
+    fn read_ahead(&self, stage: u8, batch: impl Iterator<Item = (u32, Option<u32>)>) {
+        for (node, sender) in batch {
+            let Some(ep) = self.nodes.get(node as usize).map(|n| &n.endpoint) else {
+                continue;
+            };
+            if stage == 1 {
+                let foca = ep.foca();
+                core::hint::black_box(ep.metrics().datagrams_in);
+                core::hint::black_box(ep.max_datagram());
+                core::hint::black_box(ep.next_deadline());
+                core::hint::black_box(ep.now());
+                core::hint::black_box((foca.incarnation(), foca.identity()));
+                core::hint::black_box(foca.connection_state());
+                core::hint::black_box(foca.seeds().len());
+            } else if let Some(addr) = sender.and_then(|s| self.addrs.get(s as usize)) {
+                core::hint::black_box(ep.foca().member(addr));
             }
         }
-        self.next_timers = next;
-        self.timers_until_batch = TIMER_BATCH;
     }
 
-    /// Starts reading what the receivers of the datagrams just sent will
-    /// read when these arrive, a batch at a time, in three stages: the
-    /// receivers' endpoints (this batch), the index slots where their
-    /// lookups of the senders start (the batch before, whose endpoints are
-    /// in cache by now), and the senders' records (the batch before that).
-    /// A read from a large table or a cold endpoint is a cache miss, and a
-    /// miss costs about the same whether it waits alone or with a batch of
-    /// others: started together, they overlap. The datagrams arrive a link
-    /// latency later (a few dozen events on), when the lines are still in
-    /// cache. A hint only: reads, changes nothing.
-    fn warm_lookups(&mut self) {
-        for (batch, stage) in [(&self.sent_earlier, 3), (&self.sent_before, 2)] {
-            for &(to, from) in batch {
-                if let Some(node) = self.nodes.get(to as usize) {
-                    node.endpoint.warm(stage, self.addrs.get(from as usize));
-                }
-            }
-        }
-        for &(to, _) in &self.sent_recently {
-            if let Some(node) = self.nodes.get(to as usize) {
-                node.endpoint.warm(1, None);
-            }
-        }
-        core::mem::swap(&mut self.sent_earlier, &mut self.sent_before);
-        core::mem::swap(&mut self.sent_before, &mut self.sent_recently);
+    /// Reads ahead for the next timers (see [`Sim::read_ahead`]).
+    fn read_ahead_timers(&mut self) {
+        let mut next = core::mem::take(&mut self.next_timers);
+        self.queue.next_timers(READ_AHEAD, &mut next);
+        self.read_ahead(1, next.iter().map(|&n| (n, None)));
+        self.next_timers = next;
+        self.timers_until_read_ahead = READ_AHEAD;
+    }
+
+    /// Reads ahead for the datagrams sent lately (see [`Sim::read_ahead`]).
+    fn read_ahead_datagrams(&mut self) {
+        let before = core::mem::take(&mut self.sent_before);
+        self.read_ahead(2, before.iter().map(|&(to, from)| (to, Some(from))));
+        let recent = core::mem::replace(&mut self.sent_recently, before);
+        self.read_ahead(1, recent.iter().map(|&(to, from)| (to, Some(from))));
+        self.sent_before = recent;
         self.sent_recently.clear();
     }
 
@@ -673,7 +613,7 @@ where
             return;
         }
         let from = d.from & !LATE;
-        let data = self.slab.take(d.payload);
+        let mut data = self.slab.take(d.payload);
         // The link may have been cut while the datagram was in flight.
         if self.blocked.contains(&(from, n)) {
             self.stats.blocked += 1;
@@ -683,7 +623,7 @@ where
         // Errors are failures to encode replies: a codec bug that the
         // member's metrics and the tests surface.
         let endpoint = &mut self.nodes[n as usize].endpoint;
-        let _ = endpoint.handle_datagram(self.now, &data);
+        let _ = endpoint.handle_datagram(self.now, self.addrs[from as usize].clone(), &mut data);
         // Its replies reuse the buffer (no allocation per datagram).
         endpoint.recycle(data);
         self.after_event(n);
@@ -695,12 +635,14 @@ where
         let i = n as usize;
         let now = self.now;
         let up = self.hot[i].up;
-        while let Some(note) = self.nodes[i].endpoint.poll_notification() {
-            self.observe(n, note);
+        while let Some(event) = self.nodes[i].endpoint.poll_event() {
+            if let Event::Membership(note) = event {
+                self.observe(n, note);
+            }
         }
         while let Some(t) = self.nodes[i].endpoint.poll_transmit() {
             if up {
-                self.transmit(n, &t.to.addr(), t.data);
+                self.transmit(n, &t.to, t.data);
             }
         }
         if !up {
@@ -797,8 +739,8 @@ where
             1
         };
         self.sent_recently.push((to, from));
-        if self.sent_recently.len() >= LOOKUP_BATCH {
-            self.warm_lookups();
+        if self.sent_recently.len() >= READ_AHEAD {
+            self.read_ahead_datagrams();
         }
         let life = self.hot[to as usize].life;
         if copies == 2 {

@@ -8,9 +8,9 @@ use core::time::Duration;
 
 /// A crash and who noticed it when.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Detection {
-    /// The crashed member's address index in [`Sim::addrs`](super::Sim::addrs) order of insertion.
-    pub node: usize,
+pub struct Detection<A> {
+    /// The crashed member's address.
+    pub member: A,
     /// When it crashed.
     pub crashed_at: Duration,
     /// How many members were running (besides it) when it crashed.
@@ -19,7 +19,7 @@ pub struct Detection {
     pub latencies: Vec<Duration>,
 }
 
-impl Detection {
+impl<A> Detection<A> {
     /// The first member's detection latency.
     pub fn first(&self) -> Option<Duration> {
         self.latencies.iter().min().copied()
@@ -66,14 +66,14 @@ pub(crate) struct Tracker<E> {
 
 /// How a tracked piece of news spread.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Spread {
+pub struct Spread<A> {
     /// The tracker's name.
     pub name: String,
     /// When tracking started.
     pub started: Duration,
-    /// When each member (by insertion index) first satisfied the predicate,
-    /// relative to `started`.
-    pub reached: Vec<Option<Duration>>,
+    /// Each member (by address, in the order they were added) and when it
+    /// first satisfied the predicate, relative to `started`.
+    pub reached: Vec<(A, Option<Duration>)>,
     /// When every running member satisfied it, relative to `started`.
     pub all: Option<Duration>,
 }

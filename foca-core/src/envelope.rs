@@ -1,0 +1,97 @@
+//! What wraps every datagram on the wire: the [`Envelope`] trait.
+//!
+//! The core builds payloads (see [`wire`](crate::wire)); an envelope turns a
+//! payload into the bytes that cross the network and back: a magic number, a
+//! version, a cluster label, a checksum or authenticated encryption. The
+//! core defines only the trait, so that it stays free of CRC and AEAD code;
+//! `foca-codec` implements it (plain with CRC32C, or sealed with a keyring),
+//! and [`testing::NoEnvelope`](crate::testing::NoEnvelope) passes payloads
+//! through untouched for tests.
+//!
+//! The [`Endpoint`](crate::Endpoint) applies its envelope to every datagram
+//! it sends and receives: a driver only moves bytes.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Seals payloads for the wire and opens received datagrams.
+///
+/// # Contract
+/// - `open(seal(p)) == p` between two envelopes of one cluster.
+/// - [`open`](Envelope::open) never panics, whatever the bytes, allocates at
+///   most a small multiple of the datagram's length, and refuses what it
+///   cannot vouch for with the [`Refusal`] that names the check that failed.
+///   An implementation may count its refusals in finer detail itself.
+/// - A sealed datagram is at most [`overhead`](Envelope::overhead) bytes
+///   longer than its payload.
+pub trait Envelope {
+    /// Why a payload could not be sealed.
+    type SealError: fmt::Debug + fmt::Display;
+
+    /// The envelope's own count of refused datagrams, by exact reason
+    /// (reported by agents next to the endpoint's count by [`Refusal`]).
+    type Rejections: Clone + fmt::Debug + Default + PartialEq + Eq;
+
+    /// The most bytes sealing adds to a payload (it may change as keys do).
+    fn overhead(&self) -> usize;
+
+    /// Wraps `payload` into `out` (cleared first).
+    fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Self::SealError>;
+
+    /// Unwraps a received datagram in place (decrypting it where it lies,
+    /// if sealed: the bytes of a refused datagram may be overwritten),
+    /// returning its payload, a slice of `datagram`, or refuses it.
+    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<&'a [u8], Refusal>;
+
+    /// Datagrams refused so far, by exact reason.
+    fn rejections(&self) -> Self::Rejections;
+}
+
+/// Why an [`Envelope`] refused a datagram, by the class of check that
+/// failed. Each is counted in [`DropCounts`](crate::DropCounts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Not a datagram this envelope understands: truncated, not foca
+    /// traffic, or of an unknown version or mode.
+    Malformed,
+    /// Tagged with, or sealed for, another cluster.
+    OtherCluster,
+    /// Damaged on the way: a checksum did not match.
+    Corrupted,
+    /// Could not be authenticated: a forgery, an unknown key, or a plain
+    /// datagram where encryption is required.
+    Unauthenticated,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::Malformed => "malformed envelope",
+            Refusal::OtherCluster => "datagram of another cluster",
+            Refusal::Corrupted => "corrupted datagram",
+            Refusal::Unauthenticated => "datagram failed authentication",
+        })
+    }
+}
+
+impl<E: Envelope + ?Sized> Envelope for &mut E {
+    type SealError = E::SealError;
+    type Rejections = E::Rejections;
+
+    fn overhead(&self) -> usize {
+        (**self).overhead()
+    }
+
+    fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Self::SealError> {
+        (**self).seal(payload, out)
+    }
+
+    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<&'a [u8], Refusal> {
+        (**self).open(datagram)
+    }
+
+    fn rejections(&self) -> Self::Rejections {
+        (**self).rejections()
+    }
+}
