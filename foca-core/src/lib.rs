@@ -57,11 +57,11 @@
 //!
 //! // `a` knows only `b`'s address.
 //! a.command(now, Command::Announce(GenerationalId::seed(2))).unwrap();
-//! while let Some(t) = a.poll_transmit() {
-//!     b.handle_datagram(now, 1, &t.data).unwrap();
+//! while let Some(mut t) = a.poll_transmit() {
+//!     b.handle_datagram(now, 1, &mut t.data).unwrap();
 //! }
-//! while let Some(t) = b.poll_transmit() {
-//!     a.handle_datagram(now, 2, &t.data).unwrap();
+//! while let Some(mut t) = b.poll_transmit() {
+//!     a.handle_datagram(now, 2, &mut t.data).unwrap();
 //! }
 //! assert_eq!(a.foca().num_members(), 1);
 //! assert_eq!(b.foca().num_members(), 1);

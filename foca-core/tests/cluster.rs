@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use foca_core::testing::TestId;
-use foca_core::{Config, ConnectionState, GenerationalId, Notification, State};
+use foca_core::{Command, Config, ConnectionState, GenerationalId, Notification, State};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -128,7 +128,7 @@ fn ten_members_join_through_one_seed() {
         assert_eq!(ep.foca().connection_state(), ConnectionState::Connected);
         assert_eq!(ep.foca().incarnation(), 0, "nobody had to refute anything");
         assert_eq!(ep.foca().metrics().suspicions_raised, 0, "member {o}");
-        assert_eq!(ep.dropped_notifications(), 0);
+        assert_eq!(ep.metrics().dropped_events, 0);
     }
     assert!(downs(&sim).is_empty());
     // Only membership and connection news was emitted.
@@ -302,7 +302,7 @@ fn graceful_leave_is_reported_as_left() {
     let leaver = 4;
     let stayers = others(&all, leaver);
     let left_at = sim.now();
-    sim.with(&leaver, |ep, now| ep.leave_cluster(now))
+    sim.with(&leaver, |ep, now| ep.command(now, Command::Leave))
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -682,7 +682,7 @@ fn same_seed_same_run_other_seed_other_run() {
         sim.isolate(&5);
         sim.run_for(Duration::from_secs(15));
         sim.heal();
-        sim.with(&2, |ep, now| ep.leave_cluster(now))
+        sim.with(&2, |ep, now| ep.command(now, Command::Leave))
             .unwrap()
             .unwrap();
         sim.run_for(Duration::from_secs(30));
@@ -719,7 +719,9 @@ fn restarted_member_with_new_generation_replaces_the_old_one() {
         sim.crash(&k);
         let ep = member(sim, k, 2, config.clone());
         sim.add(ep);
-        sim.with(&k, |ep, now| ep.announce(now, GenerationalId::seed(1)))
+        sim.with(&k, |ep, now| {
+            ep.command(now, Command::Announce(GenerationalId::seed(1)))
+        })
             .unwrap()
             .unwrap();
     };
@@ -844,14 +846,14 @@ fn a_datagram_carries_each_update_once() {
     let mut a = member(&mut sim, 1, 1, config.clone());
     let now = Duration::ZERO;
     let news: Vec<_> = (2..=6).map(|k| Member::alive(id(k), 0)).collect();
-    a.apply_many(now, news).unwrap();
+    a.command(now, Command::Apply(news)).unwrap();
     let limit = config.max_transmissions(6) as usize;
     let mut sent: BTreeMap<u32, usize> = BTreeMap::new();
     let mut datagrams = 0;
     while a.foca().updates_backlog() > 0 {
         assert!(datagrams < 100);
         // Announce is an ordinary piggybacking message.
-        a.announce(now, id(2)).unwrap();
+        a.command(now, Command::Announce(id(2))).unwrap();
         while let Some(t) = a.poll_transmit() {
             datagrams += 1;
             let mut input = &t.data[..];

@@ -83,7 +83,7 @@ static ALLOCATOR: counting::Counting = counting::Counting;
 /// A runtime that keeps nothing, so it allocates nothing.
 struct NoRuntime;
 
-impl<T> Runtime<T> for NoRuntime {
+impl<T: foca_core::Identity> Runtime<T> for NoRuntime {
     fn notify(&mut self, _: Notification<T>) {}
     fn send_to(&mut self, _: T, _: &[u8]) {}
     fn submit_after(&mut self, _: Timer<T>, _: Duration) {}

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use foca_core::{Config, Member, PeriodicParams};
+use foca_core::{Command, Config, Member, PeriodicParams};
 
 const N: u32 = 40;
 
@@ -32,7 +32,8 @@ fn cluster(sync: bool) -> TestSim {
         let others = (1..=N)
             .filter(|&b| b != a && !matches!((a, b), (3, 7) | (7, 3)))
             .map(|b| Member::alive(id(b), 0));
-        ep.restore(sim.now(), others).unwrap();
+        ep.command(sim.now(), Command::Restore(others.collect()))
+            .unwrap();
         sim.add(ep);
     }
     sim
@@ -74,7 +75,8 @@ fn members_in_sync_send_summaries_only() {
         for a in 1..=N {
             let mut ep = member(&mut sim, a, 1, config(sync));
             let others = (1..=N).filter(|&b| b != a).map(|b| Member::alive(id(b), 0));
-            ep.restore(sim.now(), others).unwrap();
+            ep.command(sim.now(), Command::Restore(others.collect()))
+            .unwrap();
             sim.add(ep);
         }
         sim.run_for(Duration::from_secs(100));
@@ -115,7 +117,8 @@ fn summary_datagram(buckets: usize) -> Vec<u8> {
 fn lone_member(sim: &mut TestSim) -> TestEndpoint {
     let mut ep = member(sim, 1, 1, config(true));
     let others = (2..=N).map(|b| Member::alive(id(b), 0));
-    ep.restore(sim.now(), others).unwrap();
+    ep.command(sim.now(), Command::Restore(others.collect()))
+            .unwrap();
     while ep.poll_transmit().is_some() {}
     ep
 }
@@ -126,7 +129,8 @@ fn a_summary_of_another_shape_gets_a_sample() {
     // compare, so it answers as to an announce, with one feed.
     let mut sim = TestSim::new(3);
     let mut ep = lone_member(&mut sim);
-    ep.handle_datagram(sim.now(), &summary_datagram(8)).unwrap();
+    ep.handle_datagram(sim.now(), 2, &mut summary_datagram(8))
+        .unwrap();
     let sent: Vec<_> = std::iter::from_fn(|| ep.poll_transmit()).collect();
     assert_eq!(sent.len(), 1);
     // A feed of records: far longer than a header and two counts.
@@ -135,7 +139,7 @@ fn a_summary_of_another_shape_gets_a_sample() {
     let mut bad = summary_datagram(16);
     let at = bad.len() - 4 - 2 * 16 - 2;
     bad[at..at + 2].copy_from_slice(&15u16.to_be_bytes());
-    ep.handle_datagram(sim.now(), &bad).unwrap();
+    ep.handle_datagram(sim.now(), 2, &mut bad).unwrap();
     assert!(ep.poll_transmit().is_none());
     assert_eq!(ep.foca().metrics().dropped.decode, 1);
 }
@@ -148,7 +152,8 @@ fn a_flood_of_summaries_is_answered_within_a_bound() {
     let datagram = summary_datagram(1 << 4); // `Config::new_lan(40)`: 16 buckets
     let mut answered = 0;
     for _ in 0..100 {
-        ep.handle_datagram(sim.now(), &datagram).unwrap();
+        ep.handle_datagram(sim.now(), 2, &mut datagram.clone())
+            .unwrap();
         while ep.poll_transmit().is_some() {
             answered += 1;
         }
@@ -163,7 +168,8 @@ fn a_flood_of_summaries_is_answered_within_a_bound() {
     let later = sim.now() + Duration::from_millis(1500);
     ep.handle_timeouts(later).unwrap();
     while ep.poll_transmit().is_some() {}
-    ep.handle_datagram(later, &datagram).unwrap();
+    ep.handle_datagram(later, 2, &mut datagram.clone())
+        .unwrap();
     let mut again = 0;
     while ep.poll_transmit().is_some() {
         again += 1;
@@ -194,11 +200,8 @@ fn a_member_far_behind_catches_up_in_one_chain_of_exchanges() {
         } else {
             (1..=BIG).filter(|&b| b != a).collect()
         };
-        ep.restore(
-            sim.now(),
-            known.into_iter().map(|b| Member::alive(id(b), 0)),
-        )
-        .unwrap();
+        let table = known.into_iter().map(|b| Member::alive(id(b), 0)).collect();
+        ep.command(sim.now(), Command::Restore(table)).unwrap();
         sim.add(ep);
     }
     let mut caught_up = None;

@@ -953,40 +953,46 @@ fn change_identity_rules() {
 }
 
 #[test]
-fn flapping_news_cannot_grow_the_timer_queue_past_its_bound() {
-    use foca_core::{Endpoint, max_pending_timers};
+fn flapping_news_keeps_one_timer_per_member_and_refuses_none() {
+    use foca_core::testing::NoEnvelope;
+    use foca_core::{Command, Endpoint, MAX_CHAIN_TIMERS};
     let config = Config {
         max_members: 8,
         ..Config::simple()
     };
-    let bound = max_pending_timers(8);
     let f = Foca::new(
         me(),
-        config,
+        config.clone(),
         Xoshiro128PlusPlus::seed_from_u64(1),
         TestCodec,
     )
     .unwrap();
-    let mut ep = Endpoint::new(f, Duration::ZERO);
-    ep.apply_many(Duration::ZERO, [Member::alive(id(3), 0)])
-        .unwrap();
-    // Each suspicion at a new incarnation schedules a suspicion timer.
+    let mut ep = Endpoint::new(f, NoEnvelope, Duration::ZERO).unwrap();
+    let apply = |ep: &mut Endpoint<_, _, _, _, _>, news: Vec<Member<TestId>>| {
+        ep.command(Duration::ZERO, Command::Apply(news)).unwrap();
+    };
+    apply(&mut ep, vec![Member::alive(id(3), 0)]);
+    // Each suspicion at a new incarnation sets member 2's suspicion timer,
+    // each refutation cancels it: its slot, never a new timer.
     for inc in 0..2_000u32 {
-        let news = [
+        let news = vec![
             Member::new(id(2), inc, State::Suspect),
             Member::alive(id(2), inc + 1),
         ];
-        ep.apply_many(Duration::ZERO, news).unwrap();
-        assert!(
-            ep.pending_timers() <= bound,
-            "{} > {bound}",
-            ep.pending_timers()
-        );
+        apply(&mut ep, news);
+        let table = ep.foca().iter_membership_state().count();
+        assert!(ep.pending_timers() <= MAX_CHAIN_TIMERS + table);
     }
-    assert!(ep.dropped_timers() > 0);
+    // A last suspicion, never refuted: it runs its course.
+    apply(&mut ep, vec![Member::new(id(2), 2_000, State::Suspect)]);
+    let timeout = config.suspicion_timeout(3);
+    ep.handle_timeouts(timeout + Duration::from_millis(1))
+        .unwrap();
+    assert_eq!(state_of(ep.foca(), 2), Some((1, 2_000, State::Down)));
     // The probe chain survived: member 1 still probes.
     while ep.poll_transmit().is_some() {}
-    ep.handle_timeouts(Duration::from_secs(2)).unwrap();
+    ep.handle_timeouts(timeout + Duration::from_secs(2))
+        .unwrap();
     let mut pings = 0;
     while let Some(t) = ep.poll_transmit() {
         if matches!(decode(&t.data).0.message, Message::Ping(_)) {
@@ -1107,10 +1113,11 @@ fn probe_of_a_former_identity_is_answered_with_the_current_one() {
 
 #[test]
 fn an_ack_withdraws_the_indirect_probe_timer() {
-    use foca_core::Endpoint;
+    use foca_core::testing::NoEnvelope;
+    use foca_core::{Command, Endpoint};
     let f = foca();
-    let mut ep = Endpoint::new(f, Duration::ZERO);
-    ep.apply_many(Duration::ZERO, [Member::alive(id(2), 0)])
+    let mut ep = Endpoint::new(f, NoEnvelope, Duration::ZERO).unwrap();
+    ep.command(Duration::ZERO, Command::Apply(vec![Member::alive(id(2), 0)]))
         .unwrap();
     while ep.poll_transmit().is_some() {}
     // Fire the first probe: a ping, plus the indirect and next-probe timers.
@@ -1123,8 +1130,8 @@ fn an_ack_withdraws_the_indirect_probe_timer() {
         unreachable!()
     };
     let pending = ep.pending_timers();
-    ep.handle_datagram(first, &datagram(id(2), 0, Message::Ack(n), &[]))
-        .unwrap();
+    let mut ack = datagram(id(2), 0, Message::Ack(n), &[]);
+    ep.handle_datagram(first, 2, &mut ack).unwrap();
     assert_eq!(ep.pending_timers(), pending - 1, "indirect stage withdrawn");
     // Nothing fires at the probe RTT any more: the next deadline is the
     // next probe.

@@ -104,12 +104,12 @@ struct Published<T> {
 /// let now = Duration::ZERO;
 /// // `a` knows only `b`'s address.
 /// a.command(now, Command::Announce(GenerationalId::seed(2))).unwrap();
-/// while let Some(t) = a.poll_transmit() {
+/// while let Some(mut t) = a.poll_transmit() {
 ///     assert_eq!(t.to, 2);
-///     b.handle_datagram(now, 1, &t.data).unwrap();
+///     b.handle_datagram(now, 1, &mut t.data).unwrap();
 /// }
-/// while let Some(t) = b.poll_transmit() {
-///     a.handle_datagram(now, 2, &t.data).unwrap();
+/// while let Some(mut t) = b.poll_transmit() {
+///     a.handle_datagram(now, 2, &mut t.data).unwrap();
 /// }
 /// assert_eq!(
 ///     b.poll_event(),

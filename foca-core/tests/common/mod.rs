@@ -6,13 +6,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use foca_core::sim::Sim;
-use foca_core::testing::{TestCodec, TestId};
-use foca_core::{Config, Endpoint, Foca, GenerationalId, NoCustomBroadcast, Notification};
+use foca_core::testing::{NoEnvelope, TestCodec, TestId};
+use foca_core::{Command, Config, Endpoint, Foca, GenerationalId, NoCustomBroadcast, Notification};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro128PlusPlus;
 
-pub type TestEndpoint = Endpoint<TestId, TestCodec, Xoshiro128PlusPlus, NoCustomBroadcast>;
-pub type TestSim = Sim<TestId, TestCodec, Xoshiro128PlusPlus, NoCustomBroadcast>;
+pub type TestEndpoint =
+    Endpoint<TestId, TestCodec, Xoshiro128PlusPlus, NoCustomBroadcast, NoEnvelope>;
+pub type TestSim = Sim<TestId, TestCodec, Xoshiro128PlusPlus, NoCustomBroadcast, NoEnvelope>;
 
 pub fn id(addr: u32) -> TestId {
     GenerationalId::new(addr, 1)
@@ -28,7 +29,15 @@ pub fn member(sim: &mut TestSim, addr: u32, generation: u32, config: Config) -> 
         TestCodec,
     )
     .unwrap();
-    Endpoint::new(foca, sim.now())
+    Endpoint::new(foca, NoEnvelope, sim.now()).unwrap()
+}
+
+/// Joins `addr` through the member at `seed`.
+pub fn join(sim: &mut TestSim, addr: u32, seed: u32) {
+    sim.with(&addr, |ep, now| {
+        ep.command(now, Command::Join(vec![GenerationalId::seed(seed)]))
+            .unwrap()
+    });
 }
 
 /// `n` members (addresses 1..=n), all joined through member 1, run until
@@ -40,9 +49,7 @@ pub fn joined_cluster(seed: u64, n: u32, config: Config) -> TestSim {
         sim.add(ep);
     }
     for addr in 2..=n {
-        sim.with(&addr, |ep, now| {
-            ep.join(now, [GenerationalId::seed(1)]).unwrap()
-        });
+        join(&mut sim, addr, 1);
     }
     let deadline = sim.now() + Duration::from_secs(60);
     while sim.now() < deadline && !all_see(&sim, &(1..=n).collect::<Vec<_>>()) {
