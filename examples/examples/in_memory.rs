@@ -10,14 +10,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use foca_codec::PostcardCodec;
+use foca_codec::{Envelope, PostcardCodec};
 use foca_core::sim::Sim;
-use foca_core::{Config, Endpoint, Foca, GenerationalId, NoCustomBroadcast, Notification};
+use foca_core::{Command, Config, Endpoint, Foca, GenerationalId, NoCustomBroadcast, Notification};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro128PlusPlus;
 
 type Id = GenerationalId<u32>;
-type Net = Sim<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, NoCustomBroadcast>;
+type Net = Sim<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, NoCustomBroadcast, Envelope>;
 
 fn start(net: &mut Net, addr: u32, generation: u32) -> Result<(), foca_core::Error> {
     let rng = Xoshiro128PlusPlus::seed_from_u64(net.member_seed());
@@ -28,10 +28,12 @@ fn start(net: &mut Net, addr: u32, generation: u32) -> Result<(), foca_core::Err
         rng,
         PostcardCodec::new(),
     )?;
-    net.add(Endpoint::new(foca, net.now()));
+    // Every datagram in its envelope, as on a real network.
+    net.add(Endpoint::new(foca, Envelope::new(b"in-memory"), net.now())?);
     if addr != 1 {
-        net.with(&addr, |ep, now| ep.join(now, [GenerationalId::seed(1)]))
-            .unwrap_or(Ok(()))?;
+        let join = Command::Join(vec![GenerationalId::seed(1)]);
+        net.with(&addr, |ep, now| ep.command(now, join))
+            .unwrap_or(Ok(true))?;
     }
     Ok(())
 }
@@ -100,7 +102,7 @@ fn main() -> ExitCode {
     check("the 5 survivors see 4 others", views_agree(&net, 4));
 
     println!("== member 5 leaves gracefully");
-    let _ = net.with(&5, |ep, now| ep.leave_cluster(now));
+    let _ = net.with(&5, |ep, now| ep.command(now, Command::Leave));
     net.run_for(Duration::from_secs(5));
     print_new(&net, &mut shown);
     net.crash(&5);

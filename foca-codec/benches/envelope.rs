@@ -15,7 +15,12 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use foca_codec::{BincodeCodec, Cipher, Envelope, Key, Keyring, PostcardCodec};
-use foca_core::{Codec, Config, Endpoint, Foca, GenerationalId, Header, Member, Message};
+use foca_core::testing::NoEnvelope;
+use foca_core::wire::{self, Writer};
+use foca_core::{
+    Codec, Command, Config, Endpoint, Foca, GenerationalId, Header, MAX_PACKET_SIZE, Member,
+    Message,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -38,9 +43,10 @@ fn captured_ping() -> Vec<u8> {
         PostcardCodec::<Id>::new(),
     )
     .unwrap();
-    let mut endpoint = Endpoint::new(foca, Duration::ZERO);
+    let mut endpoint = Endpoint::new(foca, NoEnvelope, Duration::ZERO).unwrap();
     let members = (1..=UPDATES as u16).map(|i| Member::alive(id(7000 + i), 0));
-    endpoint.apply_many(Duration::ZERO, members).unwrap();
+    let apply = Command::Apply(members.collect());
+    endpoint.command(Duration::ZERO, apply).unwrap();
     assert_eq!(endpoint.foca().updates_backlog(), UPDATES);
     let deadline = endpoint.next_deadline().expect("the probe timer is set");
     endpoint.handle_timeouts(deadline).unwrap();
@@ -55,41 +61,25 @@ fn captured_ping() -> Vec<u8> {
     panic!("no ping sent");
 }
 
-/// Frames a datagram as the core does: header, u16 BE count, updates,
-/// u16 BE count of custom broadcasts (none here).
+/// Frames a datagram as the core does (its wire layer): header, updates,
+/// no custom broadcasts.
 fn encode_datagram<C: Codec<Id>>(
     codec: &mut C,
     header: &Header<Id>,
     updates: &[Member<Id>],
     out: &mut Vec<u8>,
 ) {
-    out.clear();
-    codec.encode_header(header, out).unwrap();
-    out.extend_from_slice(&(updates.len() as u16).to_be_bytes());
+    let mut w = Writer::new(out, MAX_PACKET_SIZE, codec, header, &[]).unwrap();
     for m in updates {
-        codec.encode_member(m, out).unwrap();
+        assert!(w.push_update(codec, m).unwrap());
     }
-    out.extend_from_slice(&0u16.to_be_bytes());
+    w.finish(0, &[]);
 }
 
-fn take_u16(input: &mut &[u8]) -> u16 {
-    let (head, rest) = input.split_first_chunk::<2>().unwrap();
-    *input = rest;
-    u16::from_be_bytes(*head)
-}
-
-/// Decodes what [`encode_datagram`] writes.
+/// Parses what [`encode_datagram`] writes.
 fn decode_datagram<C: Codec<Id>>(codec: &mut C, data: &[u8]) -> (Header<Id>, Vec<Member<Id>>) {
-    let mut input = data;
-    let header = codec.decode_header(&mut input).unwrap();
-    let n = take_u16(&mut input);
-    let mut updates = Vec::with_capacity(usize::from(n));
-    for _ in 0..n {
-        updates.push(codec.decode_member(&mut input).unwrap());
-    }
-    assert_eq!(take_u16(&mut input), 0);
-    assert!(input.is_empty());
-    (header, updates)
+    let d = wire::parse(codec, data).unwrap();
+    (d.header, d.updates)
 }
 
 fn key(cipher: Cipher) -> Key {

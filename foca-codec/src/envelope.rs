@@ -398,7 +398,11 @@ impl Envelope {
     /// Adds a key to the keyring (it decrypts at once; make it the sealing
     /// key with [`use_key`](Self::use_key) once every member has it).
     #[cfg(feature = "encryption")]
-    pub fn add_key(&mut self, id: crate::KeyId, key: crate::Key) -> Result<(), crate::KeyringError> {
+    pub fn add_key(
+        &mut self,
+        id: crate::KeyId,
+        key: crate::Key,
+    ) -> Result<(), crate::KeyringError> {
         self.keyring_or_refuse()?.add(id, key)
     }
 
@@ -587,22 +591,6 @@ impl Envelope {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_crc_continues_from_the_labels_crc() {
-        let (label, body) = (&b"prod-eu"[..], &b"FC\x10\x00tag!payload"[..]);
-        let mut whole = super::CRC32C.digest();
-        whole.update(label);
-        whole.update(body);
-        let whole = whole.finalize();
-        let label_crc = super::CRC32C.checksum(label);
-        assert_eq!(super::crc_after(label_crc, body), whole);
-        assert_eq!(super::crc_after_by_table(label_crc, body), whole);
-        assert_eq!(super::crc_after(label_crc, &[]), label_crc);
-    }
-}
-
 /// The core's view of the envelope: the [`Endpoint`](foca_core::Endpoint)
 /// seals and opens every datagram through this. Refusals are counted here
 /// by exact reason ([`Envelope::rejections`]) and by the endpoint by class.
@@ -624,5 +612,21 @@ impl foca_core::Envelope for Envelope {
 
     fn rejections(&self) -> Rejections {
         self.rejections
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_crc_continues_from_the_labels_crc() {
+        let (label, body) = (&b"prod-eu"[..], &b"FC\x10\x00tag!payload"[..]);
+        let mut whole = super::CRC32C.digest();
+        whole.update(label);
+        whole.update(body);
+        let whole = whole.finalize();
+        let label_crc = super::CRC32C.checksum(label);
+        assert_eq!(super::crc_after(label_crc, body), whole);
+        assert_eq!(super::crc_after_by_table(label_crc, body), whole);
+        assert_eq!(super::crc_after(label_crc, &[]), label_crc);
     }
 }

@@ -149,7 +149,7 @@ fn payloads() -> Vec<Vec<u8>> {
     }
     for i in 1..3 {
         net.with(i, |ep, now| {
-            ep.join(now, [GenerationalId::seed(common::v4(1))]).unwrap();
+            common::join(ep, now, GenerationalId::seed(common::v4(1)));
         });
     }
     net.run_until(Duration::from_secs(3));
@@ -767,24 +767,25 @@ fn a_member_behind_an_envelope_survives_hostile_datagrams() {
             PostcardCodec::new(),
             5,
         );
-        ep.apply_many(
-            Duration::ZERO,
-            [
-                Member::alive(gid(2), 0),
-                Member::alive(gid(3), 0),
-                Member::new(gid(4), 0, State::Down),
-            ],
-        )
-        .unwrap();
+        let table = vec![
+            Member::alive(gid(2), 0),
+            Member::alive(gid(3), 0),
+            Member::new(gid(4), 0, State::Down),
+        ];
+        ep.command(Duration::ZERO, foca_core::Command::Apply(table))
+            .unwrap();
         let mut now = Duration::ZERO;
         let mut feed = |ep: &mut common::Ep<Id, PostcardCodec<Id>>, payload: &[u8]| {
             now += Duration::from_millis(1);
             let before = ep.foca().metrics().datagrams_in;
-            ep.handle_datagram(now, payload).unwrap();
+            // From the address it claims, as a forger would make it look.
+            let from = claimed_sender(payload);
+            ep.handle_datagram(now, from, &mut payload.to_vec())
+                .unwrap();
             assert_eq!(ep.foca().metrics().datagrams_in, before + 1);
             ep.handle_timeouts(now).unwrap();
             while ep.poll_transmit().is_some() {}
-            while ep.poll_notification().is_some() {}
+            while ep.poll_event().is_some() {}
         };
         for _ in 0..2000 {
             let len = rng.random_range(0..400);
@@ -830,4 +831,13 @@ fn a_member_behind_an_envelope_survives_hostile_datagrams() {
             hostile.len() as u64 - m.dropped.total()
         );
     }
+}
+
+/// The address a payload claims to come from (an unused one when it has no
+/// header).
+fn claimed_sender(payload: &[u8]) -> std::net::SocketAddr {
+    let mut input = payload;
+    PostcardCodec::<Id>::new()
+        .decode_header(&mut input)
+        .map_or(common::v4(99), |h| *h.src.address())
 }

@@ -34,7 +34,7 @@ fn cluster(cipher_a: Cipher) -> RotNet {
     }
     for i in 1..3 {
         net.with(i, |ep, now| {
-            ep.join(now, [GenerationalId::seed(common::v4(1))]).unwrap();
+            common::join(ep, now, GenerationalId::seed(common::v4(1)));
         });
     }
     assert!(net.converge(Duration::from_secs(10)), "did not converge");
@@ -75,13 +75,8 @@ fn when_in_flight(net: &mut RotNet, change: impl FnOnce(&mut RotNet)) -> usize {
 fn step(net: &mut RotNet, what: &str) {
     let from = net.log.len();
     for i in 0..3 {
-        net.with(i, |ep, now| {
-            assert!(
-                ep.add_broadcast(format!("{what} from {i}").as_bytes())
-                    .unwrap()
-            );
-            ep.broadcast(now).unwrap();
-        });
+        let item = format!("{what} from {i}");
+        net.with(i, |ep, now| common::broadcast(ep, now, item.as_bytes()));
     }
     net.run_for(STEP);
     let window = &net.log[from..];
@@ -288,7 +283,7 @@ fn full_size_datagrams_through_a_rotation_to_longer_nonces() {
     }
     for i in 1..3 {
         net.with(i, |ep, now| {
-            ep.join(now, [GenerationalId::seed(common::v4(1))]).unwrap();
+            common::join(ep, now, GenerationalId::seed(common::v4(1)));
         });
     }
     assert!(net.converge(Duration::from_secs(10)));
@@ -300,10 +295,7 @@ fn full_size_datagrams_through_a_rotation_to_longer_nonces() {
                 item += 1;
                 let mut data = format!("{item:08}").into_bytes();
                 data.resize(8 + (item * 37) % 160, b'.');
-                net.with(i, |ep, now| {
-                    assert!(ep.add_broadcast(&data).unwrap());
-                    ep.broadcast(now).unwrap();
-                });
+                net.with(i, |ep, now| common::broadcast(ep, now, &data));
             }
         }
         net.run_for(STEP);
@@ -342,7 +334,10 @@ fn full_size_datagrams_through_a_rotation_to_longer_nonces() {
             ..net.nodes[i].ep.foca().config().clone()
         };
         assert_eq!(config.max_packet_size, 348);
-        net.with(i, |ep, now| ep.set_config(now, config).unwrap());
+        net.with(i, |ep, now| {
+            let command = foca_core::Command::SetConfig(Box::new(config));
+            ep.command(now, command).unwrap()
+        });
     }
     for i in 0..3 {
         net.nodes[i].env.keyring_mut().unwrap().use_key(B).unwrap();

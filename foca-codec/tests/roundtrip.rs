@@ -464,14 +464,11 @@ where
     }
     let seed = seed_of(&ids[0]);
     for i in 1..3 {
-        net.with(i, |ep, now| ep.join(now, [seed.clone()]).unwrap());
+        net.with(i, |ep, now| common::join(ep, now, seed.clone()));
     }
     net.run_until(Duration::from_secs(3));
     assert!(net.fully_connected(), "{what}: did not converge");
-    net.with(0, |ep, now| {
-        assert!(ep.add_broadcast(b"custom broadcast").unwrap());
-        ep.broadcast(now).unwrap();
-    });
+    net.with(0, |ep, now| common::broadcast(ep, now, b"custom broadcast"));
     net.run_until(Duration::from_secs(4));
     net.cut(0, 2);
     net.run_until(Duration::from_secs(8));
@@ -481,8 +478,8 @@ where
     let injected_at = net.log.len();
     let inc = net.nodes[2].ep.foca().incarnation();
     net.with(0, |ep, now| {
-        ep.apply_many(now, [Member::new(ids[2].clone(), inc, State::Down)])
-            .unwrap();
+        let news = vec![Member::new(ids[2].clone(), inc, State::Down)];
+        ep.command(now, foca_core::Command::Apply(news)).unwrap();
     });
     net.run_until(Duration::from_secs(50));
     assert!(net.fully_connected(), "{what}: did not recover");

@@ -141,7 +141,9 @@ pub use endpoint::{
 };
 pub use envelope::{Envelope, Refusal};
 pub use error::Error;
-pub use foca::{ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR, MAX_SEEDS, MAX_VERDICTS_RESENT};
+pub use foca::{
+    ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR, MAX_SEEDS, MAX_VERDICTS_RESENT,
+};
 pub use identity::{GenerationalId, Identity, SocketIdentity};
 pub use member::{Incarnation, Member, State};
 pub use message::{Header, Message, ProbeNumber};

@@ -281,7 +281,9 @@ impl<'b> Writer<'b> {
         member: &Member<T>,
     ) -> Result<bool, Error> {
         let before = self.buf.len();
-        codec.encode_member(member, self.buf).map_err(encode_error)?;
+        codec
+            .encode_member(member, self.buf)
+            .map_err(encode_error)?;
         if self.buf.len() + COUNT_LEN > self.max {
             self.buf.truncate(before);
             return Ok(false);

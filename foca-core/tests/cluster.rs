@@ -722,8 +722,8 @@ fn restarted_member_with_new_generation_replaces_the_old_one() {
         sim.with(&k, |ep, now| {
             ep.command(now, Command::Announce(GenerationalId::seed(1)))
         })
-            .unwrap()
-            .unwrap();
+        .unwrap()
+        .unwrap();
     };
     let converged = |sim: &TestSim| {
         all_see(sim, &all)

@@ -76,7 +76,7 @@ fn members_in_sync_send_summaries_only() {
             let mut ep = member(&mut sim, a, 1, config(sync));
             let others = (1..=N).filter(|&b| b != a).map(|b| Member::alive(id(b), 0));
             ep.command(sim.now(), Command::Restore(others.collect()))
-            .unwrap();
+                .unwrap();
             sim.add(ep);
         }
         sim.run_for(Duration::from_secs(100));
@@ -118,7 +118,7 @@ fn lone_member(sim: &mut TestSim) -> TestEndpoint {
     let mut ep = member(sim, 1, 1, config(true));
     let others = (2..=N).map(|b| Member::alive(id(b), 0));
     ep.command(sim.now(), Command::Restore(others.collect()))
-            .unwrap();
+        .unwrap();
     while ep.poll_transmit().is_some() {}
     ep
 }
@@ -168,8 +168,7 @@ fn a_flood_of_summaries_is_answered_within_a_bound() {
     let later = sim.now() + Duration::from_millis(1500);
     ep.handle_timeouts(later).unwrap();
     while ep.poll_transmit().is_some() {}
-    ep.handle_datagram(later, 2, &mut datagram.clone())
-        .unwrap();
+    ep.handle_datagram(later, 2, &mut datagram.clone()).unwrap();
     let mut again = 0;
     while ep.poll_transmit().is_some() {
         again += 1;

@@ -1117,8 +1117,11 @@ fn an_ack_withdraws_the_indirect_probe_timer() {
     use foca_core::{Command, Endpoint};
     let f = foca();
     let mut ep = Endpoint::new(f, NoEnvelope, Duration::ZERO).unwrap();
-    ep.command(Duration::ZERO, Command::Apply(vec![Member::alive(id(2), 0)]))
-        .unwrap();
+    ep.command(
+        Duration::ZERO,
+        Command::Apply(vec![Member::alive(id(2), 0)]),
+    )
+    .unwrap();
     while ep.poll_transmit().is_some() {}
     // Fire the first probe: a ping, plus the indirect and next-probe timers.
     let first = ep.next_deadline().unwrap();

@@ -387,16 +387,13 @@ async fn measure(
     let total = |f: Counter| -> u64 { after.iter().map(f).sum() };
     let datagrams_sent = sum(|m| m.datagrams_sent);
     let bytes_sent = sum(|m| m.bytes_sent);
-    let socket_trouble =
-        sum(|m| m.send_errors + m.recv_errors + m.send_buffer_full + m.dropped_transmits);
-    let losses: [(&str, Counter); 9] = [
+    let socket_trouble = sum(|m| m.send_errors + m.recv_errors + m.protocol.dropped_transmits);
+    let losses: [(&str, Counter); 7] = [
         ("send errors", |m| m.send_errors),
         ("receive errors", |m| m.recv_errors),
-        ("send buffer full", |m| m.send_buffer_full),
-        ("transmits dropped", |m| m.dropped_transmits),
-        ("notifications dropped", |m| m.dropped_notifications),
-        ("timers dropped", |m| m.dropped_timers),
-        ("seal errors", |m| m.seal_errors),
+        ("transmits dropped", |m| m.protocol.dropped_transmits),
+        ("events dropped", |m| m.protocol.dropped_events),
+        ("seal errors", |m| m.protocol.seal_errors),
         ("updates dropped (backlog full)", |m| {
             m.protocol.updates_dropped
         }),
@@ -411,12 +408,16 @@ async fn measure(
             (t > 0).then(|| format!("{t} {name}"))
         })
         .collect();
-    // Loopback UDP hardly ever fills a send buffer: say where it happened.
-    let full_at = after.iter().filter(|m| m.send_buffer_full > 0).count();
+    // Loopback UDP hardly ever keeps a socket unwritable long enough to
+    // overflow an endpoint's queue: say where it happened.
+    let full_at = after
+        .iter()
+        .filter(|m| m.protocol.dropped_transmits > 0)
+        .count();
     if full_at > 0 {
         losses.push(format!(
-            "send buffer full at {full_at} agents ({} at the seed)",
-            after[0].send_buffer_full
+            "transmit queue full at {full_at} agents ({} at the seed)",
+            after[0].protocol.dropped_transmits
         ));
     }
     let measured = Measured {

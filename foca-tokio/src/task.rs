@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use foca_codec::Envelope;
 use foca_core::{
-    Agent, BroadcastHandler, Codec, Event, Invalidates, Request, Snapshot, SocketIdentity,
-    Transmit,
+    Agent, BroadcastHandler, Codec, Event, Invalidates, Request, Snapshot, SocketIdentity, Transmit,
 };
 use rand::rngs::SmallRng;
 use tokio::net::UdpSocket;

@@ -9,9 +9,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use foca_codec::{Cipher, Envelope, Key, Keyring, PostcardCodec};
+use foca_core::testing::NoEnvelope;
+use foca_core::wire::{Writer, put_item};
 use foca_core::{
-    Codec, Config, Endpoint, Foca, GenerationalId, Header, Member, Message, Notification, Runtime,
-    State, Timer,
+    Codec, Command, Config, Endpoint, Foca, GenerationalId, Header, MAX_PACKET_SIZE, Member,
+    Message, Notification, Runtime, State, Timer,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -227,8 +229,8 @@ fn check_member<C: Codec<Id>>(codec: &mut C, data: &[u8]) {
     }
 }
 
-/// Frames a datagram as the core does (see `foca_core::message`): header,
-/// `u16` BE count, updates, `u16` BE count, length-prefixed broadcasts.
+/// Frames a datagram as the core does (its wire layer, `foca_core::wire`):
+/// header, updates, custom broadcast items.
 pub fn frame<C: Codec<Id>>(
     codec: &mut C,
     header: &Header<Id>,
@@ -236,16 +238,15 @@ pub fn frame<C: Codec<Id>>(
     broadcasts: &[&[u8]],
 ) -> Vec<u8> {
     let mut out = Vec::new();
-    codec.encode_header(header, &mut out).expect("encodes");
-    out.extend_from_slice(&(updates.len() as u16).to_be_bytes());
+    let mut w = Writer::new(&mut out, MAX_PACKET_SIZE, codec, header, &[]).expect("encodes");
     for m in updates {
-        codec.encode_member(m, &mut out).expect("encodes");
+        assert!(w.push_update(codec, m).expect("encodes"), "fits");
     }
-    out.extend_from_slice(&(broadcasts.len() as u16).to_be_bytes());
+    let mut items = Vec::new();
     for b in broadcasts {
-        out.extend_from_slice(&(b.len() as u16).to_be_bytes());
-        out.extend_from_slice(b);
+        put_item(&mut items, b);
     }
+    w.finish(broadcasts.len(), &items);
     out
 }
 
@@ -343,15 +344,17 @@ pub fn cluster_datagrams() -> Vec<Vec<u8>> {
                 PostcardCodec::<Id>::new(),
             )
             .expect("valid config");
-            Endpoint::new(foca, Duration::ZERO)
+            Endpoint::new(foca, NoEnvelope, Duration::ZERO).expect("fits")
         })
         .collect();
     for (i, ep) in endpoints.iter_mut().enumerate() {
         let others = ports
             .iter()
             .filter(|&&p| p != ports[i])
-            .map(|&p| Member::alive(id(p), 0));
-        ep.apply_many(Duration::ZERO, others).expect("apply");
+            .map(|&p| Member::alive(id(p), 0))
+            .collect();
+        ep.command(Duration::ZERO, Command::Apply(others))
+            .expect("apply");
     }
     let mut out = Vec::new();
     let mut now = Duration::ZERO;
@@ -360,20 +363,21 @@ pub fn cluster_datagrams() -> Vec<Vec<u8>> {
         let mut in_flight = Vec::new();
         for ep in endpoints.iter_mut() {
             let _ = ep.handle_timeouts(now);
+            let from = *ep.foca().identity().address();
             while let Some(t) = ep.poll_transmit() {
-                in_flight.push(t);
+                in_flight.push((from, t));
             }
-            while ep.poll_notification().is_some() {}
+            while ep.poll_event().is_some() {}
         }
-        for t in in_flight {
-            if t.to.address().port() == SELF_PORT && out.len() < 64 {
+        for (from, mut t) in in_flight {
+            if t.to.port() == SELF_PORT && out.len() < 64 {
                 out.push(t.data.clone());
             }
             if let Some(ep) = endpoints
                 .iter_mut()
-                .find(|ep| ep.foca().identity() == &t.to)
+                .find(|ep| *ep.foca().identity().address() == t.to)
             {
-                let _ = ep.handle_datagram(now, &t.data);
+                let _ = ep.handle_datagram(now, from, &mut t.data);
             }
         }
     }

@@ -1,6 +1,9 @@
 //! Shared helpers: an in-memory network of `Endpoint`s on a virtual clock,
 //! where every datagram is sealed by the sender's `Envelope` and opened by
-//! the receiver's, and what happened to each one is logged.
+//! the receiver's, and what happened to each one is logged. The envelopes
+//! are held here, beside endpoints that pass payloads through
+//! (`NoEnvelope`), so that every datagram can be inspected on both sides of
+//! its envelope.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -9,9 +12,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use foca_codec::{Cipher, Envelope, Key, KeyId, Keyring, OpenError};
+use foca_core::testing::NoEnvelope;
 use foca_core::{
-    BroadcastHandler, Codec, Config, DropCounts, Endpoint, Foca, GenerationalId, Identity,
-    Invalidates, Notification,
+    BroadcastHandler, Codec, Command, Config, DropCounts, Endpoint, Event, Foca, GenerationalId,
+    Identity, Invalidates, Notification,
 };
 use rand::SeedableRng;
 use rand::rngs::{StdRng, Xoshiro128PlusPlus};
@@ -113,7 +117,7 @@ impl<T> BroadcastHandler<T> for Items {
     }
 }
 
-pub type Ep<T, C> = Endpoint<T, C, Xoshiro128PlusPlus, Items>;
+pub type Ep<T, C> = Endpoint<T, C, Xoshiro128PlusPlus, Items, NoEnvelope>;
 
 /// An endpoint for `id` with `config`, seeded from `seed`.
 pub fn endpoint<T: Identity, C: Codec<T>>(id: T, config: Config, codec: C, seed: u64) -> Ep<T, C> {
@@ -125,7 +129,37 @@ pub fn endpoint<T: Identity, C: Codec<T>>(id: T, config: Config, codec: C, seed:
         Items::default(),
     )
     .unwrap();
-    Endpoint::new(foca, Duration::ZERO)
+    Endpoint::new(foca, NoEnvelope, Duration::ZERO).unwrap()
+}
+
+/// Joins `ep` through `seed`.
+pub fn join<T: Identity, C: Codec<T>>(ep: &mut Ep<T, C>, now: Duration, seed: T) {
+    ep.command(now, Command::Join(vec![seed])).unwrap();
+}
+
+/// Adds a custom broadcast (sent at once to a few members).
+pub fn broadcast<T: Identity, C: Codec<T>>(ep: &mut Ep<T, C>, now: Duration, item: &[u8]) {
+    assert!(
+        ep.command(now, Command::AddBroadcast(item.to_vec()))
+            .unwrap()
+    );
+}
+
+/// Each count of `after` minus the same in `before`.
+pub fn drops_between(before: DropCounts, after: DropCounts) -> DropCounts {
+    DropCounts {
+        decode: after.decode - before.decode,
+        oversized: after.oversized - before.oversized,
+        wrong_destination: after.wrong_destination - before.wrong_destination,
+        from_self: after.from_self - before.from_self,
+        from_down_member: after.from_down_member - before.from_down_member,
+        stale_identity: after.stale_identity - before.stale_identity,
+        not_active: after.not_active - before.not_active,
+        malformed_envelope: after.malformed_envelope - before.malformed_envelope,
+        other_cluster: after.other_cluster - before.other_cluster,
+        corrupted: after.corrupted - before.corrupted,
+        unauthenticated: after.unauthenticated - before.unauthenticated,
+    }
 }
 
 /// A LAN config for 3 members whose datagrams leave room for `overhead`
@@ -265,13 +299,15 @@ impl<T: Identity, C: Codec<T> + Clone> Net<T, C> {
 
     /// Seals every datagram member `i` has queued and puts it in flight.
     fn drain(&mut self, i: usize) {
-        while let Some(n) = self.nodes[i].ep.poll_notification() {
-            self.notifications.push((self.now, i, n));
+        while let Some(event) = self.nodes[i].ep.poll_event() {
+            if let Event::Membership(n) = event {
+                self.notifications.push((self.now, i, n));
+            }
         }
         while let Some(t) = self.nodes[i].ep.poll_transmit() {
             let to = *self
                 .index
-                .get(&t.to.addr())
+                .get(&t.to)
                 .unwrap_or_else(|| panic!("datagram to an unknown member {:?}", t.to));
             let kind = self.kind(&t.data);
             let env = &mut self.nodes[i].env;
@@ -315,27 +351,20 @@ impl<T: Identity, C: Codec<T> + Clone> Net<T, C> {
 
     fn deliver(&mut self, f: Flight) {
         let now = self.now;
-        let to = self.log[f.record].to;
+        let (from, to) = (self.log[f.record].from, self.log[f.record].to);
+        let from = self.nodes[from].ep.foca().identity().addr();
         let node = &mut self.nodes[to];
         let opened = node.env.open(&f.sealed).map(<[u8]>::to_vec);
         match opened {
             Err(e) => self.log[f.record].fate = Fate::Rejected(e),
-            Ok(payload) => {
+            Ok(mut payload) => {
                 self.log[f.record].opened_same = Some(payload == f.payload);
-                let before = node.ep.foca().metrics().dropped;
+                let before = node.ep.metrics().dropped;
                 node.ep
-                    .handle_datagram(now, &payload)
+                    .handle_datagram(now, from, &mut payload)
                     .unwrap_or_else(|e| panic!("member {to}: {e}"));
-                let after = node.ep.foca().metrics().dropped;
-                self.log[f.record].fate = Fate::Handled(DropCounts {
-                    decode: after.decode - before.decode,
-                    oversized: after.oversized - before.oversized,
-                    wrong_destination: after.wrong_destination - before.wrong_destination,
-                    from_self: after.from_self - before.from_self,
-                    from_down_member: after.from_down_member - before.from_down_member,
-                    stale_identity: after.stale_identity - before.stale_identity,
-                    not_active: after.not_active - before.not_active,
-                });
+                let after = node.ep.metrics().dropped;
+                self.log[f.record].fate = Fate::Handled(drops_between(before, after));
                 self.drain(to);
             }
         }

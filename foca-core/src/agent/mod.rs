@@ -36,8 +36,7 @@ pub use report::{AgentError, AgentMetrics, Lagged};
 pub use seeds::{RESOLVE_INTERVAL, Seed, Seeds};
 
 use crate::{
-    BroadcastHandler, Codec, Command, Endpoint, Envelope, Event, Snapshot, SocketIdentity,
-    Transmit,
+    BroadcastHandler, Codec, Command, Endpoint, Envelope, Event, Snapshot, SocketIdentity, Transmit,
 };
 
 /// How a request is answered: a driver wraps its reply channel in this.
@@ -120,10 +119,15 @@ where
     pub fn next_wake(&self) -> Option<Duration> {
         let ep = &self.endpoint;
         let linger = self.linger.as_ref().map(|l| l.0);
-        [ep.next_deadline(), ep.snapshot_due(), self.seeds.lookup_due(), linger]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            ep.next_deadline(),
+            ep.snapshot_due(),
+            self.seeds.lookup_due(),
+            linger,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Does what is due at `now`: timers, the end of a linger. Returns the

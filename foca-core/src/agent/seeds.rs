@@ -99,7 +99,11 @@ impl Seeds {
     /// Joining now: the command that announces to the address seeds (none
     /// without one other than `own`); host names are due for a lookup at
     /// once.
-    pub fn join<T: SocketIdentity>(&mut self, now: Duration, own: SocketAddr) -> Option<Command<T>> {
+    pub fn join<T: SocketIdentity>(
+        &mut self,
+        now: Duration,
+        own: SocketAddr,
+    ) -> Option<Command<T>> {
         if self.has_hosts() {
             self.next_lookup = Some(now);
         }
@@ -160,7 +164,10 @@ impl Seeds {
 
 /// A join through `addrs`, without `own` and duplicates; `None` if none
 /// is left (a member without seeds waits for others).
-fn join_through<T: SocketIdentity>(mut addrs: Vec<SocketAddr>, own: SocketAddr) -> Option<Command<T>> {
+fn join_through<T: SocketIdentity>(
+    mut addrs: Vec<SocketAddr>,
+    own: SocketAddr,
+) -> Option<Command<T>> {
     addrs.retain(|a| *a != own);
     addrs.sort_unstable();
     addrs.dedup();
@@ -188,7 +195,10 @@ mod tests {
         let t = Duration::from_secs(5);
         let join = |addrs: &[SocketAddr]| Some(Command::Join(addrs.to_vec()));
         assert_eq!(seeds.join::<SocketAddr>(t, own), join(&[seed]));
-        assert_eq!(seeds.start_lookup(t), Some(vec![String::from("seed.internal:7000")]));
+        assert_eq!(
+            seeds.start_lookup(t),
+            Some(vec![String::from("seed.internal:7000")])
+        );
         // One lookup at a time.
         assert_eq!(seeds.lookup_due(), None);
         let alone = ConnectionState::Disconnected;

@@ -46,8 +46,8 @@ pub use io::{Command, Event, Snapshot, Transmit};
 use outputs::{Losses, Outputs, Spares};
 
 use crate::{
-    BroadcastHandler, Codec, Config, ConfigError, ConnectionState, Envelope, Error, Foca,
-    Identity, MAX_PACKET_SIZE, Metrics, Refusal, Timer, TimerKey, TimerQueue,
+    BroadcastHandler, Codec, Config, ConfigError, ConnectionState, Envelope, Error, Foca, Identity,
+    MAX_PACKET_SIZE, Metrics, Refusal, Timer, TimerKey, TimerQueue,
 };
 
 /// Most datagrams waiting in an endpoint for the driver to send.
@@ -74,12 +74,14 @@ struct Refusals {
     unauthenticated: u64,
 }
 
-/// What the last snapshot was built from.
+/// What the last snapshot was built from, and when it started a
+/// [`SNAPSHOT_INTERVAL`] (the first one, of the member as created, starts
+/// none: the first change shows at once).
 struct Published<T> {
     version: u64,
     state: ConnectionState,
     identity: T,
-    at: Duration,
+    at: Option<Duration>,
 }
 
 /// A [`Foca`] with its envelope, timers and output queues: the sans-IO
@@ -339,15 +341,15 @@ where
         if !self.view_changed() {
             return None;
         }
-        Some(self.published.as_ref().map_or(Duration::ZERO, |p| {
-            p.at.saturating_add(SNAPSHOT_INTERVAL)
-        }))
+        let last = self.published.as_ref().and_then(|p| p.at);
+        Some(last.map_or(Duration::ZERO, |at| at.saturating_add(SNAPSHOT_INTERVAL)))
     }
 
     /// A new snapshot of the member list, if it changed since the last one
-    /// and the last one is at least [`SNAPSHOT_INTERVAL`] old: the changes
-    /// of a burst (a join that brings news of a hundred members) cost one
-    /// snapshot, not one per change.
+    /// and the last one is at least [`SNAPSHOT_INTERVAL`] old: a change
+    /// after a quiet spell shows at once, and the changes of a burst (a
+    /// join that brings news of a hundred members) cost one more snapshot,
+    /// not one per change.
     pub fn poll_snapshot(&mut self, now: Duration) -> Option<Snapshot<T>> {
         self.now = self.now.max(now);
         if self.snapshot_due()? > self.now {
@@ -358,7 +360,7 @@ where
             version: self.foca.membership_version(),
             state: snapshot.state,
             identity: snapshot.identity.clone(),
-            at: self.now,
+            at: self.published.is_some().then_some(self.now),
         });
         Some(snapshot)
     }

@@ -19,8 +19,8 @@ use crate::{
 };
 
 use send::Pool;
-pub use timers::JITTER_DIVISOR;
 use timers::Chains;
+pub use timers::JITTER_DIVISOR;
 
 /// Most down verdicts resent at once when a member comes back from having
 /// no live peer (a quarter of an `Endpoint`'s transmit queue); the rest are
@@ -285,7 +285,9 @@ where
 
     /// What this member knows about `addr`, if anything.
     pub fn member(&self, addr: &T::Addr) -> Option<&Member<T>> {
-        self.members.find(addr).and_then(|pos| self.members.get(pos))
+        self.members
+            .find(addr)
+            .and_then(|pos| self.members.get(pos))
     }
 
     /// Membership updates waiting to be disseminated.

@@ -6,9 +6,7 @@ use rand::Rng;
 use super::send::Pool;
 use super::{Foca, Status};
 use crate::wire::{self, Datagram, Summary};
-use crate::{
-    BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, TimerKey,
-};
+use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, TimerKey};
 
 /// How many down verdicts one received datagram may make this member resend
 /// (see [`Foca::merge`]): one, so a feed full of members others still see
@@ -200,14 +198,8 @@ where
             Message::Sync { reply: true } => Message::Sync { reply: false },
             _ => return Ok(()),
         };
-        self.send_to_random(
-            Pool::Active,
-            1,
-            |m| m.id() != src,
-            || next.clone(),
-            runtime,
-        )
-        .map(drop)
+        self.send_to_random(Pool::Active, 1, |m| m.id() != src, || next.clone(), runtime)
+            .map(drop)
     }
 
     /// Answers the request a message carries.

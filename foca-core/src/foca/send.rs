@@ -204,14 +204,8 @@ where
         if self.updates.is_empty() {
             return Ok(());
         }
-        self.send_to_random(
-            Pool::Active,
-            fanout,
-            |_| true,
-            || Message::Gossip,
-            runtime,
-        )
-        .map(drop)
+        self.send_to_random(Pool::Active, fanout, |_| true, || Message::Gossip, runtime)
+            .map(drop)
     }
 
     /// Sends `message()` to up to `count` random members of `pool` that

@@ -110,6 +110,8 @@ struct Node<E> {
 }
 
 type Ep<T, C, R, B, E> = Endpoint<T, C, R, B, E>;
+type Nodes<T, C, R, B, E> = Vec<Node<Ep<T, C, R, B, E>>>;
+type Trackers<T, C, R, B, E> = Vec<Tracker<Ep<T, C, R, B, E>>>;
 
 /// The simulation. See the [module docs](self).
 pub struct Sim<T, C, R, B, E>
@@ -121,7 +123,7 @@ where
     E: Envelope,
 {
     now: Duration,
-    nodes: Vec<Node<Ep<T, C, R, B, E>>>,
+    nodes: Nodes<T, C, R, B, E>,
     hot: Vec<Hot>,
     /// Each member's address, by node (as added).
     addrs: Vec<T::Addr>,
@@ -139,7 +141,7 @@ where
     /// For each crashed node: its detection record and who already noticed.
     open_crashes: BTreeMap<u32, (usize, BTreeSet<u32>)>,
     false_positives: u64,
-    trackers: Vec<Tracker<Ep<T, C, R, B, E>>>,
+    trackers: Trackers<T, C, R, B, E>,
     accuracy: Vec<AccuracySample>,
     /// `(receiver, sender)` of the datagrams sent since the last read-ahead,
     /// and of those read ahead last time (see [`Sim::read_ahead`]).
@@ -446,7 +448,12 @@ where
         Some(Spread {
             name: t.name.clone(),
             started: t.started,
-            reached: self.addrs.iter().cloned().zip(t.reached.iter().copied()).collect(),
+            reached: self
+                .addrs
+                .iter()
+                .cloned()
+                .zip(t.reached.iter().copied())
+                .collect(),
             all: t.done,
         })
     }
