@@ -249,6 +249,18 @@ impl Config {
         if self.max_broadcast_backlog == 0 {
             return err("max_broadcast_backlog", "must be at least 1");
         }
+        self.validate_periodic()?;
+        if self.rejoin_backoff_min.is_zero() {
+            return err("rejoin_backoff_min", "must be greater than zero");
+        }
+        if self.rejoin_backoff_max < self.rejoin_backoff_min {
+            return err("rejoin_backoff_max", "must not be below rejoin_backoff_min");
+        }
+        Ok(())
+    }
+
+    /// The rules every periodic task's parameters follow.
+    fn validate_periodic(&self) -> Result<(), ConfigError> {
         for (field, params) in [
             ("periodic_sync", self.periodic_sync),
             (
@@ -257,20 +269,15 @@ impl Config {
             ),
             ("periodic_gossip", self.periodic_gossip),
         ] {
-            if let Some(p) = params {
-                if p.frequency.is_zero() {
-                    return err(field, "frequency must be greater than zero (or use None)");
-                }
-                if p.num_members == 0 {
-                    return err(field, "num_members must be at least 1 (or use None)");
-                }
+            let Some(p) = params else { continue };
+            if p.frequency.is_zero() {
+                let rule = "frequency must be greater than zero (or use None)";
+                return Err(ConfigError { field, rule });
             }
-        }
-        if self.rejoin_backoff_min.is_zero() {
-            return err("rejoin_backoff_min", "must be greater than zero");
-        }
-        if self.rejoin_backoff_max < self.rejoin_backoff_min {
-            return err("rejoin_backoff_max", "must not be below rejoin_backoff_min");
+            if p.num_members == 0 {
+                let rule = "num_members must be at least 1 (or use None)";
+                return Err(ConfigError { field, rule });
+            }
         }
         Ok(())
     }

@@ -1,37 +1,4 @@
-//! The sans-IO object every driver and the simulator drive: one owner for a
-//! [`Foca`], its [`Envelope`], its timers and its output queues (after
-//! quinn-proto).
-//!
-//! Three inputs: a wire datagram with the address it came from
-//! ([`Endpoint::handle_datagram`]), a deadline reached
-//! ([`Endpoint::handle_timeouts`]), a [`Command`] ([`Endpoint::command`]).
-//! Four outputs: sealed datagrams with their destination
-//! ([`Endpoint::poll_transmit`]), the next deadline
-//! ([`Endpoint::next_deadline`]), [`Event`]s ([`Endpoint::poll_event`]),
-//! and coalesced member-list [`Snapshot`]s ([`Endpoint::poll_snapshot`]).
-//! A driver's loop is then the same everywhere:
-//!
-//! ```text
-//! loop {
-//!     wait for: a datagram, the earlier of next_deadline() and
-//!               snapshot_due(), or a command
-//!     endpoint.handle_datagram(now, from, bytes) / handle_timeouts(now) / command(now, c)
-//!     while let Some(t) = endpoint.poll_transmit() { socket.send_to(&t.data, t.to);
-//!                                                    endpoint.recycle(t.data) }  // optional
-//!     while let Some(e) = endpoint.poll_event()    { publish e }
-//!     if let Some(s) = endpoint.poll_snapshot(now) { publish s }
-//! }
-//! ```
-//!
-//! Time is a [`Duration`] since an origin the driver picks; it must not go
-//! backwards (an earlier time is taken as the latest one given).
-//!
-//! Bounds: output queues hold at most [`MAX_QUEUED_TRANSMITS`] datagrams
-//! and [`MAX_QUEUED_EVENTS`] events; a driver that stops draining them
-//! loses the oldest, counted in [`Metrics`]. Timers sit in slots (see
-//! [`TimerKey`]): at most [`MAX_CHAIN_TIMERS`](crate::MAX_CHAIN_TIMERS) plus
-//! one per member of the table are pending, whatever arrives, and none is
-//! ever refused.
+//! The sans-IO object every driver and the simulator drive: see [`Endpoint`].
 
 mod io;
 mod outputs;
@@ -84,8 +51,40 @@ struct Published<T> {
     at: Option<Duration>,
 }
 
-/// A [`Foca`] with its envelope, timers and output queues: the sans-IO
-/// unit a driver or the simulator runs. See the [module docs](self).
+/// The sans-IO object every driver and the simulator drive: one owner for a
+/// [`Foca`], its [`Envelope`], its timers and its output queues (after
+/// quinn-proto).
+///
+/// Three inputs: a wire datagram with the address it came from
+/// ([`Endpoint::handle_datagram`]), a deadline reached
+/// ([`Endpoint::handle_timeouts`]), a [`Command`] ([`Endpoint::command`]).
+/// Four outputs: sealed datagrams with their destination
+/// ([`Endpoint::poll_transmit`]), the next deadline
+/// ([`Endpoint::next_deadline`]), [`Event`]s ([`Endpoint::poll_event`]),
+/// and coalesced member-list [`Snapshot`]s ([`Endpoint::poll_snapshot`]).
+/// A driver's loop is then the same everywhere:
+///
+/// ```text
+/// loop {
+///     wait for: a datagram, the earlier of next_deadline() and
+///               snapshot_due(), or a command
+///     endpoint.handle_datagram(now, from, bytes) / handle_timeouts(now) / command(now, c)
+///     while let Some(t) = endpoint.poll_transmit() { socket.send_to(&t.data, t.to);
+///                                                    endpoint.recycle(t.data) }  // optional
+///     while let Some(e) = endpoint.poll_event()    { publish e }
+///     if let Some(s) = endpoint.poll_snapshot(now) { publish s }
+/// }
+/// ```
+///
+/// Time is a [`Duration`] since an origin the driver picks; it must not go
+/// backwards (an earlier time is taken as the latest one given).
+///
+/// Bounds: output queues hold at most [`MAX_QUEUED_TRANSMITS`] datagrams
+/// and [`MAX_QUEUED_EVENTS`] events; a driver that stops draining them
+/// loses the oldest, counted in [`Metrics`]. Timers sit in slots (see
+/// [`TimerKey`]): at most [`MAX_CHAIN_TIMERS`](crate::MAX_CHAIN_TIMERS) plus
+/// one per member of the table are pending, whatever arrives, and none is
+/// ever refused.
 ///
 /// The type parameters are `Foca`'s (identity, codec, RNG, broadcast
 /// handler) and the [`Envelope`].

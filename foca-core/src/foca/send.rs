@@ -10,6 +10,10 @@ use crate::members::{Digest, record_hash};
 use crate::wire::{self, Summary, Writer};
 use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, State};
 
+/// How many times the summaries its peers' configs make a member receive
+/// per probe period it answers at most (see `Foca::sync_answer_limit`).
+const SYNC_ANSWER_FACTOR: u128 = 8;
+
 /// Where [`Foca::send_to_random`] picks members.
 pub(super) enum Pool {
     /// Alive and suspect members.
@@ -101,16 +105,19 @@ where
         self.send_with(dst, Message::Feed, Payload::Records(&records), runtime)
     }
 
-    /// Most summaries answered per probe period: eight times the requests
-    /// the config makes a member receive on average (each member asks
-    /// `num_members` peers every `frequency`; an exchange may cost two
-    /// answers), and at least 8.
+    /// Most summaries answered per probe period: [`SYNC_ANSWER_FACTOR`]
+    /// times the requests the config makes a member receive on average
+    /// (each member asks `num_members` peers every `frequency`; an exchange
+    /// may cost two answers), and at least that factor.
     fn sync_answer_limit(&self) -> u16 {
         let expected = self.config.periodic_sync.map_or(0, |p| {
             let per_period = self.config.probe_period.as_nanos() * u128::from(p.num_members);
             per_period.div_ceil(p.frequency.as_nanos().max(1))
         });
-        u16::try_from(expected.saturating_mul(8).max(8)).unwrap_or(u16::MAX)
+        let limit = expected
+            .saturating_mul(SYNC_ANSWER_FACTOR)
+            .max(SYNC_ANSWER_FACTOR);
+        u16::try_from(limit).unwrap_or(u16::MAX)
     }
 
     /// This member's table summary: the table's, plus its own record.
