@@ -464,9 +464,12 @@ impl Envelope {
             out.extend_from_slice(&header);
             return keyring.seal(&self.label, payload, out);
         }
-        out.extend_from_slice(&self.header(MODE_PLAIN));
+        let header = self.header(MODE_PLAIN);
+        // Summed from the sources, not from `out` just written: reading
+        // bytes back right after a copy stalls on store forwarding.
+        let sum = crc_after(crc_after(u32::from_be_bytes(self.tag), &header), payload);
+        out.extend_from_slice(&header);
         out.extend_from_slice(payload);
-        let sum = crc_after(u32::from_be_bytes(self.tag), out);
         out.extend_from_slice(&sum.to_be_bytes());
         Ok(())
     }
