@@ -411,6 +411,33 @@ proptest! {
             prop_assert_eq!(rx.rejections().total(), 0);
         }
     }
+
+    /// The core's view (`foca_core::Envelope`): opening in place gives
+    /// the same payload as opening a copy, and a damaged datagram is
+    /// refused by both, in the class of its exact reason.
+    #[test]
+    fn opening_in_place_agrees_with_opening_a_copy(
+        payload in vec(any::<u8>(), 0..600),
+        flip in any::<prop::sample::Index>(),
+    ) {
+        use foca_core::Envelope as _;
+        for mode in MODES {
+            let mut tx = mode.envelope(b"in-place", 1);
+            let mut rx = mode.envelope(b"in-place", 2);
+            let mut wire = Vec::new();
+            foca_core::Envelope::seal(&mut tx, &payload, &mut wire).unwrap();
+            prop_assert_eq!(rx.open(&wire).unwrap(), &payload[..]);
+            let mut copy = wire.clone();
+            prop_assert_eq!(foca_core::Envelope::open(&mut rx, &mut copy).unwrap(), &payload[..]);
+            // One bit flipped anywhere: refused both ways, same class.
+            let mut bad = wire.clone();
+            bad[flip.index(wire.len())] ^= 1;
+            let exact = rx.open(&bad).unwrap_err();
+            let class = foca_core::Envelope::open(&mut rx, &mut bad.clone()).unwrap_err();
+            prop_assert_eq!(exact.refusal(), class);
+            prop_assert_eq!(rx.rejections().total(), 2);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
