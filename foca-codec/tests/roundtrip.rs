@@ -420,7 +420,6 @@ proptest! {
         payload in vec(any::<u8>(), 0..600),
         flip in any::<prop::sample::Index>(),
     ) {
-        use foca_core::Envelope as _;
         for mode in MODES {
             let mut tx = mode.envelope(b"in-place", 1);
             let mut rx = mode.envelope(b"in-place", 2);

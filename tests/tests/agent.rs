@@ -31,8 +31,11 @@ fn agent(port: u16, seeds: Vec<Seed>) -> TestAgent {
     Agent::new(endpoint, seeds)
 }
 
+/// Where a reply keeps what it was given.
+type Kept<X> = Arc<Mutex<Option<Result<X, AgentError>>>>;
+
 /// A reply that keeps what it was given.
-fn reply<X: Send + 'static>() -> (Reply<X>, Arc<Mutex<Option<Result<X, AgentError>>>>) {
+fn reply<X: Send + 'static>() -> (Reply<X>, Kept<X>) {
     let slot = Arc::new(Mutex::new(None));
     let kept = Arc::clone(&slot);
     (Box::new(move |r| *kept.lock().unwrap() = Some(r)), slot)
