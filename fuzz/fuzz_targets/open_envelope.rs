@@ -6,7 +6,9 @@
 //! gives back the very same bytes when the version byte matches); the
 //! migrating envelope agrees with the plain one on plain datagrams; and,
 //! using the input as a payload, every mode seals and opens it back, and
-//! flipping any one byte of the sealed datagram makes it refused.
+//! flipping any one byte of the sealed datagram makes it refused. Opening
+//! in place (`open_in_place`, what the core's `Endpoint` uses) agrees with
+//! opening a copy, every time.
 #![no_main]
 
 use foca_codec::{Envelope, MAGIC};
@@ -14,11 +16,15 @@ use foca_fuzz::{CIPHERS, encrypted_envelope, migrating_envelope, plain_envelope}
 use libfuzzer_sys::fuzz_target;
 
 /// Opens `data`, checking the rejection counter moves by exactly one on a
-/// refusal and not at all on success. Returns the payload, owned.
+/// refusal and not at all on success, and that opening it in place (as the
+/// core's `Endpoint` does) agrees. Returns the payload, owned.
 fn open(envelope: &mut Envelope, data: &[u8]) -> Option<Vec<u8>> {
     let before = envelope.rejections().total();
     let result = envelope.open(data).map(<[u8]>::to_vec);
-    let after = envelope.rejections().total();
+    let mut copy = data.to_vec();
+    let in_place = envelope.open_in_place(&mut copy).map(<[u8]>::to_vec);
+    assert_eq!(result, in_place, "opening in place disagrees");
+    let after = envelope.rejections().total() - u64::from(in_place.is_err());
     match &result {
         Ok(payload) => {
             assert_eq!(after, before, "a successful open counted a rejection");
