@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use foca_codec::PostcardCodec;
+use foca_codec::{Cipher, Envelope, Key, Keyring, PostcardCodec};
 use foca_core::{BroadcastHandler, Config, GenerationalId, Invalidates, Notification};
 use foca_tokio::{Builder, Event, Handle};
 use tokio::net::UdpSocket;
@@ -79,9 +79,18 @@ struct Demo {
     summary: Vec<String>,
     /// Print every "sees X up" line (off while everyone joins: too many).
     show_ups: bool,
+    /// The cluster's key, made up for this run.
+    key: [u8; 32],
 }
 
 impl Demo {
+    /// A member's envelope: every datagram sealed with the cluster's key
+    /// (XChaCha20-Poly1305), as a deployment would.
+    fn envelope(&self) -> Envelope {
+        let key = Key::new(Cipher::XChaCha20Poly1305, self.key);
+        Envelope::encrypted(b"demo", Keyring::new(1, key, &mut rand::rng()))
+    }
+
     fn name(&self, id: &Id) -> String {
         self.names
             .iter()
@@ -112,6 +121,7 @@ impl Demo {
             GenerationalId::new(addr, generation),
             config(),
             PostcardCodec::new(),
+            self.envelope(),
         )
         .broadcast_handler(Messages::default())
         .seeds(seeds.filter(|s| *s != addr))
@@ -238,6 +248,7 @@ async fn run() -> Result<(), String> {
         seen_tx,
         summary: Vec::new(),
         show_ups: false,
+        key: rand::random(),
     };
     let any: SocketAddr = "127.0.0.1:0".parse().map_err(|_| "address")?;
 

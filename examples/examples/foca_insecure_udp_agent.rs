@@ -10,7 +10,7 @@
 //!
 //! "Insecure" because by default datagrams are only checksummed: anyone who
 //! can reach the port can take part. `--key` seals them with
-//! ChaCha20-Poly1305 (every member needs the same key), `--cluster` keeps
+//! XChaCha20-Poly1305 (every member needs the same key), `--cluster` keeps
 //! separate clusters on one network apart.
 //!
 //! Logs go to stderr through `tracing-subscriber`; `RUST_LOG` picks the
@@ -55,7 +55,7 @@ struct Args {
     /// Cluster label: members with another label ignore these datagrams.
     #[arg(long, default_value = "foca")]
     cluster: String,
-    /// Seal datagrams with this ChaCha20-Poly1305 key: 64 hex digits.
+    /// Seal datagrams with this XChaCha20-Poly1305 key: 64 hex digits.
     #[arg(long, value_name = "HEX")]
     key: Option<String>,
     /// Expected cluster size (sizes the backlogs and timeouts).
@@ -143,9 +143,9 @@ async fn run(args: Args) -> Result<(), String> {
         .unwrap_or(0);
     let identity = GenerationalId::new(addr, generation);
     let envelope = match &args.key {
-        None => Envelope::new(args.cluster.as_bytes()),
+        None => Envelope::insecure_plaintext(args.cluster.as_bytes()),
         Some(hex) => {
-            let key = Key::new(Cipher::ChaCha20Poly1305, parse_key(hex)?);
+            let key = Key::new(Cipher::XChaCha20Poly1305, parse_key(hex)?);
             Envelope::encrypted(
                 args.cluster.as_bytes(),
                 Keyring::new(1, key, &mut rand::rng()),
@@ -156,8 +156,8 @@ async fn run(args: Args) -> Result<(), String> {
         identity,
         Config::new_lan(args.cluster_size),
         PostcardCodec::new(),
+        envelope,
     )
-    .envelope(envelope)
     .seeds(args.announce.iter().map(String::as_str))
     .bind(args.bind)
     .await

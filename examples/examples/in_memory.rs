@@ -29,7 +29,11 @@ fn start(net: &mut Net, addr: u32, generation: u32) -> Result<(), foca_core::Err
         PostcardCodec::new(),
     )?;
     // Every datagram in its envelope, as on a real network.
-    net.add(Endpoint::new(foca, Envelope::new(b"in-memory"), net.now())?);
+    net.add(Endpoint::new(
+        foca,
+        Envelope::insecure_plaintext(b"in-memory"),
+        net.now(),
+    )?);
     if addr != 1 {
         let join = Command::Join(vec![GenerationalId::seed(1)]);
         net.with(&addr, |ep, now| ep.command(now, join))

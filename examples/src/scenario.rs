@@ -283,7 +283,7 @@ fn member(net: &mut Net, addr: u32, generation: u32, config: &Config) -> Result<
     let id = GenerationalId::new(addr, generation);
     let foca =
         Foca::with_custom_broadcast(id, config.clone(), rng, PostcardCodec::new(), Kv::default())?;
-    Endpoint::new(foca, Envelope::new(LABEL), net.now())
+    Endpoint::new(foca, Envelope::insecure_plaintext(LABEL), net.now())
 }
 
 impl Run {

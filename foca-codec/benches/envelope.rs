@@ -89,7 +89,11 @@ fn key(cipher: Cipher) -> Key {
 /// `(name, sender, receiver)` for every mode.
 fn envelopes() -> Vec<(&'static str, Envelope, Envelope)> {
     let mut rng = StdRng::seed_from_u64(2);
-    let mut modes = vec![("plain", Envelope::new(LABEL), Envelope::new(LABEL))];
+    let mut modes = vec![(
+        "plain",
+        Envelope::insecure_plaintext(LABEL),
+        Envelope::insecure_plaintext(LABEL),
+    )];
     for (name, cipher) in [
         ("chacha20poly1305", Cipher::ChaCha20Poly1305),
         ("xchacha20poly1305", Cipher::XChaCha20Poly1305),
@@ -169,8 +173,8 @@ fn bench(c: &mut Criterion) {
     let mut bincode = BincodeCodec::<Id>::new();
     let mut bincode_payload = Vec::with_capacity(2048);
     encode_datagram(&mut bincode, &header, &updates, &mut bincode_payload);
-    let mut sender = Envelope::new(LABEL);
-    let mut receiver = Envelope::new(LABEL);
+    let mut sender = Envelope::insecure_plaintext(LABEL);
+    let mut receiver = Envelope::insecure_plaintext(LABEL);
     let mut wire = Vec::with_capacity(2048);
     sender.seal(&bincode_payload, &mut wire).unwrap();
     eprintln!(

@@ -264,13 +264,13 @@ impl Rejections {
 /// ```
 /// use foca_codec::{Envelope, OpenError};
 ///
-/// let mut a = Envelope::new(b"prod-eu");
-/// let mut b = Envelope::new(b"prod-eu");
+/// let mut a = Envelope::insecure_plaintext(b"prod-eu");
+/// let mut b = Envelope::insecure_plaintext(b"prod-eu");
 /// let mut wire = Vec::new();
 /// a.seal(b"hello", &mut wire).unwrap();
 /// assert_eq!(b.open(&wire).unwrap(), b"hello");
 ///
-/// let mut other = Envelope::new(b"staging");
+/// let mut other = Envelope::insecure_plaintext(b"staging");
 /// assert_eq!(other.open(&wire), Err(OpenError::OtherCluster));
 /// assert_eq!(other.rejections().other_cluster, 1);
 /// ```
@@ -300,8 +300,12 @@ impl fmt::Debug for Envelope {
 }
 
 impl Envelope {
-    /// A plain (checksummed, unencrypted) envelope for the cluster `label`.
-    pub fn new(label: &[u8]) -> Self {
+    /// A plain envelope for the cluster `label`: checksummed, **not
+    /// authenticated**. Anyone who can send to a member can forge its
+    /// datagrams (plain ones name their cluster in the clear), so use it on
+    /// a trusted network only, or while moving a cluster to encryption;
+    /// [`Envelope::encrypted`] is the envelope to deploy.
+    pub fn insecure_plaintext(label: &[u8]) -> Self {
         Self {
             label: label.to_vec(),
             tag: CRC32C.checksum(label).to_be_bytes(),
@@ -321,7 +325,7 @@ impl Envelope {
     /// refused (see [`Envelope::accept_plaintext`]).
     #[cfg(feature = "encryption")]
     pub fn encrypted(label: &[u8], keyring: crate::Keyring) -> Self {
-        let mut envelope = Self::new(label);
+        let mut envelope = Self::insecure_plaintext(label);
         envelope.keyring = Some(keyring);
         envelope
     }

@@ -14,7 +14,7 @@
 //! use foca_core::{Config, Foca, GenerationalId};
 //! use rand::{SeedableRng, rngs::Xoshiro128PlusPlus};
 //!
-//! let envelope = Envelope::new(b"my-cluster");
+//! let envelope = Envelope::insecure_plaintext(b"my-cluster");
 //! let config = Config {
 //!     // Leave room for the envelope in every datagram.
 //!     max_packet_size: 1400 - envelope.overhead(),

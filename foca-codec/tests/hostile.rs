@@ -145,7 +145,7 @@ fn payloads() -> Vec<Vec<u8>> {
             PostcardCodec::new(),
             u64::from(n),
         );
-        net.add(ep, Envelope::new(LABEL));
+        net.add(ep, Envelope::insecure_plaintext(LABEL));
     }
     for i in 1..3 {
         net.with(i, |ep, now| {
@@ -558,7 +558,7 @@ fn unknown_removed_and_wrong_keys_are_refused() {
 /// do). Sealed datagrams to a plain member: `EncryptedWithoutKeys`.
 #[test]
 fn plaintext_and_keyless_mismatches_are_refused() {
-    let mut plain = Envelope::new(LABEL);
+    let mut plain = Envelope::insecure_plaintext(LABEL);
     let p = sealed(&mut plain, b"plain payload");
     for cipher in [
         Cipher::ChaCha20Poly1305,
@@ -581,7 +581,7 @@ fn plaintext_and_keyless_mismatches_are_refused() {
         migrating.refuses(&corrupt, OpenError::ChecksumMismatch, || what.clone());
         migrating.check_counts(&what);
 
-        let mut keyless = Rx::new(Envelope::new(LABEL));
+        let mut keyless = Rx::new(Envelope::insecure_plaintext(LABEL));
         keyless.refuses(&s, OpenError::EncryptedWithoutKeys, || what.clone());
         keyless.check_counts(&what);
     }
@@ -607,7 +607,7 @@ fn oversized_datagrams_are_refused() {
             Err(SealError::Oversized { size: max + 1, max }),
             "{what}"
         );
-        let mut big = Envelope::new(LABEL);
+        let mut big = Envelope::insecure_plaintext(LABEL);
         let long = sealed(&mut big, &vec![7; max + 1 - 12]);
         assert_eq!(long.len(), max + 1);
         rx.refuses(&long, OpenError::Oversized, || what.clone());

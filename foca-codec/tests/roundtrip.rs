@@ -658,7 +658,7 @@ fn plain_layout_is_as_documented() {
         d.extend_from_slice(&digest.finalize().to_be_bytes());
         d
     };
-    let mut env = Envelope::new(label);
+    let mut env = Envelope::insecure_plaintext(label);
     let mut wire = Vec::new();
     env.seal(payload, &mut wire).unwrap();
     assert_eq!(wire, build(0x10));

@@ -172,6 +172,8 @@ async fn start(n: usize, seed: Option<SocketAddr>) -> Result<Handle<Id>, String>
         GenerationalId::new(addr, 1),
         Config::new_lan(n),
         PostcardCodec::new(),
+        // Loopback, one process: the plain envelope (CRC32C) is enough.
+        foca_codec::Envelope::insecure_plaintext(b"bench"),
     )
     .seeds(seed)
     .spawn(socket)

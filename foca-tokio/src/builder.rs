@@ -18,27 +18,26 @@ use tracing::Instrument;
 use crate::handle::Handle;
 use crate::task::Task;
 
-/// The cluster label of the default envelope.
-pub const DEFAULT_LABEL: &[u8] = b"foca";
 /// Events kept for slow subscribers by default (see
 /// [`Builder::event_capacity`]).
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// Commands waiting for the agent task.
 const COMMAND_CAPACITY: usize = 64;
 
-/// Sets up an agent. Only the identity, the config and the codec are
-/// required; everything else has a default.
+/// Sets up an agent. The identity, the config, the codec and the envelope
+/// are required; everything else has a default.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), foca_tokio::AgentError> {
 /// use std::net::SocketAddr;
-/// use foca_codec::PostcardCodec;
+/// use foca_codec::{Envelope, PostcardCodec};
 /// use foca_core::{Config, GenerationalId};
 /// use foca_tokio::Builder;
 ///
 /// let addr: SocketAddr = "127.0.0.1:7001".parse().unwrap();
 /// let identity = GenerationalId::new(addr, 1);
-/// let agent = Builder::new(identity, Config::new_lan(16), PostcardCodec::new())
+/// let envelope = Envelope::insecure_plaintext(b"my-cluster");
+/// let agent = Builder::new(identity, Config::new_lan(16), PostcardCodec::new(), envelope)
 ///     .seeds(["127.0.0.1:7000", "seed.example.internal:7000"])
 ///     .bind(addr)
 ///     .await?;
@@ -51,7 +50,7 @@ pub struct Builder<T, C, B = NoCustomBroadcast> {
     config: Config,
     codec: C,
     handler: B,
-    envelope: Option<Envelope>,
+    envelope: Envelope,
     seeds: Vec<Seed>,
     rng_seed: Option<u64>,
     event_capacity: usize,
@@ -62,14 +61,20 @@ where
     T: SocketIdentity + Send + Sync + 'static,
     C: Codec<T> + Send + 'static,
 {
-    /// An agent for `identity` with `config`, encoding with `codec`.
-    pub fn new(identity: T, config: Config, codec: C) -> Self {
+    /// An agent for `identity` with `config`, encoding with `codec`, every
+    /// datagram wrapped in `envelope`: [`Envelope::encrypted`] (what to
+    /// deploy), or [`Envelope::insecure_plaintext`] for a trusted network.
+    /// There is no default: a plaintext cluster is a choice made by name.
+    /// Members with another cluster label ignore each other; datagrams
+    /// larger than the config's `max_packet_size` plus the envelope's
+    /// overhead are dropped and counted.
+    pub fn new(identity: T, config: Config, codec: C, envelope: Envelope) -> Self {
         Self {
             identity,
             config,
             codec,
             handler: NoCustomBroadcast,
-            envelope: None,
+            envelope,
             seeds: Vec::new(),
             rng_seed: None,
             event_capacity: DEFAULT_EVENT_CAPACITY,
@@ -99,15 +104,6 @@ where
             rng_seed: self.rng_seed,
             event_capacity: self.event_capacity,
         }
-    }
-
-    /// Wraps datagrams in `envelope` (default: plain, with CRC32C, label
-    /// [`DEFAULT_LABEL`]). Members with another label ignore each other.
-    /// Datagrams larger than the config's `max_packet_size` plus the
-    /// envelope's overhead are dropped and counted.
-    pub fn envelope(mut self, envelope: Envelope) -> Self {
-        self.envelope = Some(envelope);
-        self
     }
 
     /// Joins through these seeds (addresses or `host:port` names). Without
@@ -143,9 +139,7 @@ where
     /// envelope.
     pub fn spawn(self, socket: UdpSocket) -> Result<Handle<T>, AgentError> {
         let local_addr = socket.local_addr()?;
-        let envelope = self
-            .envelope
-            .unwrap_or_else(|| Envelope::new(DEFAULT_LABEL));
+        let envelope = self.envelope;
         let rng = SmallRng::seed_from_u64(self.rng_seed.unwrap_or_else(rand::random));
         let span = tracing::info_span!("foca", id = ?self.identity);
         let foca =

@@ -25,17 +25,24 @@
 //! are counted ([`AgentMetrics`]) and survived. The task runs inside a
 //! tracing span `foca` that carries the member's identity.
 //!
+//! Every datagram goes in the envelope given to [`Builder::new`]: sealed
+//! with the cluster's keys (`Envelope::encrypted`, feature `encryption`),
+//! or plain by a choice that says so (`Envelope::insecure_plaintext`).
+//!
 //! ```no_run
 //! use std::net::SocketAddr;
 //! use std::time::Duration;
-//! use foca_codec::PostcardCodec;
+//! use foca_codec::{Envelope, PostcardCodec};
 //! use foca_core::{Config, GenerationalId};
 //! use foca_tokio::{Builder, Event};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let addr: SocketAddr = "127.0.0.1:7001".parse()?;
-//! let agent = Builder::new(GenerationalId::new(addr, 1), Config::new_lan(8), PostcardCodec::new())
+//! // A trusted network; see `Envelope::encrypted` for anything else.
+//! let envelope = Envelope::insecure_plaintext(b"my-cluster");
+//! let id = GenerationalId::new(addr, 1);
+//! let agent = Builder::new(id, Config::new_lan(8), PostcardCodec::new(), envelope)
 //!     .seeds(["127.0.0.1:7000"])
 //!     .bind(addr)
 //!     .await?;
@@ -56,6 +63,6 @@ mod builder;
 mod handle;
 mod task;
 
-pub use builder::{Builder, DEFAULT_EVENT_CAPACITY, DEFAULT_LABEL};
+pub use builder::{Builder, DEFAULT_EVENT_CAPACITY};
 pub use foca_core::{AgentError, Event, Lagged, Seed, Snapshot};
 pub use handle::{AgentMetrics, Handle, Subscription};

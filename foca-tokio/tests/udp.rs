@@ -15,6 +15,13 @@ use tokio::time::timeout;
 
 type Id = GenerationalId<SocketAddr>;
 
+/// The cluster label of the test agents (plaintext: loopback only).
+const LABEL: &[u8] = b"udp-tests";
+
+fn plain() -> Envelope {
+    Envelope::insecure_plaintext(LABEL)
+}
+
 async fn start(
     addr: SocketAddr,
     generation: u32,
@@ -27,6 +34,7 @@ async fn start(
         GenerationalId::new(addr, generation),
         Config::new_lan(n),
         PostcardCodec::new(),
+        plain(),
     )
     .seeds(seed)
     .rng_seed(u64::from(addr.port()) << 8 | u64::from(generation))
@@ -34,16 +42,23 @@ async fn start(
     .unwrap()
 }
 
-/// A socket on a free loopback port and a builder for an agent on it.
-async fn builder(n: usize) -> (UdpSocket, Builder<Id, PostcardCodec<Id>>) {
+/// A socket on a free loopback port and a builder for an agent on it,
+/// sealing with `envelope`.
+async fn builder_with(n: usize, envelope: Envelope) -> (UdpSocket, Builder<Id, PostcardCodec<Id>>) {
     let socket = UdpSocket::bind(any_port()).await.unwrap();
     let addr = socket.local_addr().unwrap();
     let b = Builder::new(
         GenerationalId::new(addr, 1),
         Config::new_lan(n),
         PostcardCodec::new(),
+        envelope,
     );
     (socket, b)
+}
+
+/// [`builder_with`] a plaintext envelope.
+async fn builder(n: usize) -> (UdpSocket, Builder<Id, PostcardCodec<Id>>) {
+    builder_with(n, plain()).await
 }
 
 fn any_port() -> SocketAddr {
@@ -203,7 +218,7 @@ async fn hostile_datagrams_are_dropped_and_counted() {
     }
     // Truncated: a real envelope cut short, and a header alone.
     let mut sealed = Vec::new();
-    let mut env = Envelope::new(foca_tokio::DEFAULT_LABEL);
+    let mut env = plain();
     env.seal(&[1, 2, 3, 4, 5, 6, 7, 8], &mut sealed).unwrap();
     for cut in 1..sealed.len() {
         attacker.send_to(&sealed[..cut], target).await.unwrap();
@@ -359,9 +374,14 @@ async fn invalid_config_and_calls_are_refused_with_reasons() {
     let addr = socket.local_addr().unwrap();
     let mut config = Config::new_lan(4);
     config.probe_rtt = config.probe_period * 2;
-    let err = Builder::new(GenerationalId::new(addr, 1), config, PostcardCodec::new())
-        .spawn(socket)
-        .unwrap_err();
+    let err = Builder::new(
+        GenerationalId::new(addr, 1),
+        config,
+        PostcardCodec::new(),
+        plain(),
+    )
+    .spawn(socket)
+    .unwrap_err();
     assert!(err.to_string().contains("probe_rtt"), "{err}");
 
     let a = start(any_port(), 1, None, 4).await;
@@ -444,8 +464,8 @@ async fn encrypted_agents_rotate_keys_and_refuse_strangers() {
             GenerationalId::new(addr, 1),
             Config::new_lan(4),
             PostcardCodec::new(),
+            Envelope::encrypted(b"sealed", ring),
         )
-        .envelope(Envelope::encrypted(b"sealed", ring))
         .seeds(seed)
         .spawn(socket)
         .unwrap();
@@ -478,12 +498,8 @@ async fn encrypted_agents_rotate_keys_and_refuse_strangers() {
     assert!(err.to_string().contains('2'), "{err}");
 
     // A plain member with the right label cannot get in.
-    let (socket, stranger) = builder(4).await;
-    let stranger = stranger
-        .envelope(Envelope::new(b"sealed"))
-        .seeds(seed)
-        .spawn(socket)
-        .unwrap();
+    let (socket, stranger) = builder_with(4, Envelope::insecure_plaintext(b"sealed")).await;
+    let stranger = stranger.seeds(seed).spawn(socket).unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(stranger.members().is_empty());
     let refused = agents[0]

@@ -62,7 +62,7 @@ pub fn keyring(cipher: Cipher, seed: u64) -> Keyring {
 
 /// The plain (CRC32C) envelope.
 pub fn plain_envelope() -> Envelope {
-    Envelope::new(LABEL)
+    Envelope::insecure_plaintext(LABEL)
 }
 
 /// An envelope sealing with `cipher`'s fixed key.

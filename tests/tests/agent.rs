@@ -27,7 +27,8 @@ fn agent(port: u16, seeds: Vec<Seed>) -> TestAgent {
     let rng = Xoshiro128PlusPlus::seed_from_u64(u64::from(port));
     let id = GenerationalId::new(addr(port), 1);
     let foca = Foca::new(id, Config::new_lan(4), rng, PostcardCodec::new()).unwrap();
-    let endpoint = Endpoint::new(foca, Envelope::new(b"agent"), Duration::ZERO).unwrap();
+    let endpoint =
+        Endpoint::new(foca, Envelope::insecure_plaintext(b"agent"), Duration::ZERO).unwrap();
     Agent::new(endpoint, seeds)
 }
 
