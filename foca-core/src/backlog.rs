@@ -77,6 +77,9 @@ pub(crate) struct Backlog<K, V, D: Stored = Vec<u8>> {
     next_seq: u64,
     capacity: usize,
     bytes: usize,
+    /// The key whose item the bound never evicts (this member's own news:
+    /// a refutation or a leave cannot be pushed out by a flood of others').
+    pinned: Option<K>,
     /// Items dropped because the queue was full.
     pub(crate) dropped: u64,
 }
@@ -96,8 +99,15 @@ impl<K: Ord + Clone, V, D: Stored> Backlog<K, V, D> {
             next_seq: 0,
             capacity: capacity.max(1),
             bytes: 0,
+            pinned: None,
             dropped: 0,
         }
+    }
+
+    /// Never evicts the item queued under `key` to make room (it still
+    /// leaves when sent its number of times).
+    pub(crate) fn pin(&mut self, key: K) {
+        self.pinned = Some(key);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -151,12 +161,19 @@ impl<K: Ord + Clone, V, D: Stored> Backlog<K, V, D> {
 
     fn enforce_capacity(&mut self) {
         while self.queue.len() > self.capacity {
-            // The last in send order: sent most, and oldest among those.
-            if let Some((order, _)) = self.queue.last_key_value() {
-                let order = *order;
-                self.remove_at(order);
-                self.dropped += 1;
-            }
+            // The last in send order (sent most, and oldest among those)
+            // that is not pinned.
+            let pinned = self.pinned.as_ref();
+            let victim = self
+                .queue
+                .iter()
+                .rev()
+                .take(2)
+                .find(|(_, e)| Some(&e.key) != pinned)
+                .map(|(order, _)| *order);
+            let Some(order) = victim else { return };
+            self.remove_at(order);
+            self.dropped += 1;
         }
     }
 
@@ -320,6 +337,21 @@ mod tests {
         assert_eq!(b.len(), 2);
         assert_eq!(b.dropped, 1);
         assert_eq!(fill_all(&mut b, 10, 5), vec![3, 2]);
+    }
+
+    #[test]
+    fn the_pinned_item_is_never_evicted() {
+        let mut b = Backlog::new(3);
+        b.pin(0);
+        b.insert(0, (), vec![0], |_, _| true).unwrap();
+        // Sent once: the first to go in send order, were it not pinned.
+        fill_all(&mut b, 10, 10);
+        for k in 1..100 {
+            b.insert(k, (), vec![1], |_, _| true).unwrap();
+            assert!(b.len() <= 3);
+        }
+        assert_eq!(b.get(&0), Some(&()));
+        assert_eq!(b.dropped, 97);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub const MIN_PACKET_SIZE: usize = 128;
 /// The largest `max_packet_size` accepted: the largest UDP payload over IPv4.
 pub const MAX_PACKET_SIZE: usize = 65_507;
 
+/// The default [`Config::max_incarnation_step`].
+pub const DEFAULT_INCARNATION_STEP: u32 = 64;
+
 /// How often a periodic task runs and how many members it talks to each time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -42,6 +45,15 @@ pub struct Config {
     /// A suspect is declared down after
     /// `suspicion_multiplier × max(1, ⌈log10(n)⌉) × probe_period`.
     pub suspicion_multiplier: u8,
+    /// How far hearsay (news about a member told by someone else) may raise
+    /// a known member's incarnation, this member's included. A member only
+    /// raises its own incarnation by one per refutation, so honest news
+    /// stays far below this unless it was missed for long (then the
+    /// member's own word, which is not bounded, brings it up to date); a
+    /// forged record can then spend at most this many of a member's 2^32
+    /// incarnations, instead of all of them. News of a member not yet
+    /// known is not bounded. Must be at least 1.
+    pub max_incarnation_step: u32,
     /// Down and left members are remembered this long, so stale news about
     /// them is recognised and (with `periodic_announce_to_down_members`) the
     /// two sides of a healed partition find each other again; while this
@@ -90,6 +102,7 @@ impl Config {
             num_indirect_probes: 3,
             retransmit_multiplier: 4,
             suspicion_multiplier: 4,
+            max_incarnation_step: DEFAULT_INCARNATION_STEP,
             // Long enough to keep reaching out to the other side of a
             // partition (see periodic_announce_to_down_members), as Serf
             // does with its reconnect timeout.
@@ -151,6 +164,7 @@ impl Config {
             num_indirect_probes: 2,
             retransmit_multiplier: 3,
             suspicion_multiplier: 4,
+            max_incarnation_step: DEFAULT_INCARNATION_STEP,
             remove_down_after: Duration::from_secs(120),
             max_packet_size: 512,
             max_members: 64,
@@ -179,6 +193,7 @@ impl Config {
             num_indirect_probes: 3,
             retransmit_multiplier: 4,
             suspicion_multiplier: 4,
+            max_incarnation_step: DEFAULT_INCARNATION_STEP,
             remove_down_after: Duration::from_secs(15),
             max_packet_size: 1400,
             max_members: 1024,
@@ -217,6 +232,12 @@ impl Config {
             return err(
                 "suspicion_multiplier",
                 "must be at least 1, or suspects cannot refute",
+            );
+        }
+        if self.max_incarnation_step == 0 {
+            return err(
+                "max_incarnation_step",
+                "must be at least 1, or no refutation heard from others could be applied",
             );
         }
         if self.remove_down_after.is_zero() {

@@ -134,7 +134,9 @@ pub use broadcast::{BroadcastHandler, BroadcastsDisabled, Invalidates, Never, No
 #[cfg(feature = "std")]
 pub use clock::Clock;
 pub use codec::Codec;
-pub use config::{Config, ConfigError, MAX_PACKET_SIZE, MIN_PACKET_SIZE, PeriodicParams};
+pub use config::{
+    Config, ConfigError, DEFAULT_INCARNATION_STEP, MAX_PACKET_SIZE, MIN_PACKET_SIZE, PeriodicParams,
+};
 pub use endpoint::{
     Command, Endpoint, Event, MAX_QUEUED_EVENTS, MAX_QUEUED_TRANSMITS, MAX_TIMERS_PER_CALL,
     SNAPSHOT_INTERVAL, Snapshot, Transmit,
@@ -142,7 +144,7 @@ pub use endpoint::{
 pub use envelope::{Envelope, Refusal};
 pub use error::Error;
 pub use foca::{
-    ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR, MAX_SEEDS, MAX_VERDICTS_RESENT,
+    ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR, MAX_SEEDS, MAX_VERDICTS_REMEMBERED,
 };
 pub use identity::{GenerationalId, Identity, SocketIdentity};
 pub use member::{Incarnation, Member, State};

@@ -81,8 +81,22 @@ pub struct Metrics {
     /// Members this member declared down after their suspicion timed out.
     pub members_declared_down: u64,
     /// Down verdicts sent straight to the member concerned, because others
-    /// still gossiped it alive at that incarnation (see `TurnUndead`).
+    /// still gossiped it alive at the incarnation this member declared it
+    /// down at (see `TurnUndead`).
     pub verdicts_resent: u64,
+    /// This member's own down verdicts it forgot on coming back from having
+    /// no live peer (see `MAX_VERDICTS_REMEMBERED`).
+    pub verdicts_withdrawn: u64,
+    /// Verdicts (down, left) about a member held alive, heard from someone
+    /// else and passed straight to that member, so it refutes at once if
+    /// they are wrong.
+    pub verdicts_forwarded: u64,
+    /// Hearsay ignored because it raised a known member's incarnation (or
+    /// this one's) by more than `Config::max_incarnation_step`.
+    pub hearsay_ignored: u64,
+    /// News about this member it could not refute: its incarnation is spent
+    /// and its identity cannot be renewed (it stays a member, unrefuted).
+    pub unrefutable: u64,
     /// Datagrams received.
     pub datagrams_in: u64,
     /// Datagrams sent.

@@ -401,7 +401,7 @@ fn spent_incarnation_renews_identity() {
 }
 
 #[test]
-fn spent_incarnation_without_renewal_is_defunct() {
+fn spent_incarnation_without_renewal_is_never_defunct_by_news() {
     let top = GenerationalId::new(1, u32::MAX);
     let mut f: F = Foca::new(
         top,
@@ -412,7 +412,16 @@ fn spent_incarnation_without_renewal_is_defunct() {
     .unwrap();
     let mut rt = Rec::default();
     apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    // A former life got to the last incarnation; then news of it down
+    // there. It cannot refute, and stays.
+    apply(&mut f, &mut rt, Member::alive(top, u32::MAX));
     apply(&mut f, &mut rt, Member::new(top, u32::MAX, State::Down));
+    assert_eq!(f.connection_state(), ConnectionState::Connected);
+    assert!(!rt.notes.contains(&Notification::Defunct));
+    assert_eq!(f.metrics().unrefutable, 1);
+    // Only a rejoin of its own, with nothing left to rejoin at, is.
+    f.leave_cluster(&mut rt).unwrap();
+    f.announce(id(2), &mut rt).unwrap();
     assert_eq!(f.connection_state(), ConnectionState::Defunct);
     assert!(rt.notes.contains(&Notification::Defunct));
     assert_eq!(
@@ -423,6 +432,66 @@ fn spent_incarnation_without_renewal_is_defunct() {
     f.change_identity(GenerationalId::new(9, 1), &mut rt)
         .unwrap();
     assert_eq!(f.connection_state(), ConnectionState::Connected);
+}
+
+#[test]
+fn hearsay_raises_incarnations_by_a_bounded_step() {
+    let step = Config::simple().max_incarnation_step;
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::alive(id(3), 5));
+    let gossip = |news: &[Member<TestId>]| datagram(id(2), 0, Message::Gossip, news);
+    // About this member, from 2: beyond the step, ignored.
+    let far = Member::new(me(), step + 1, State::Suspect);
+    f.handle_data(&gossip(&[far]), &mut rt).unwrap();
+    assert_eq!(f.incarnation(), 0);
+    assert_eq!(f.metrics().hearsay_ignored, 1);
+    // Within it, refuted.
+    let near = Member::new(me(), step, State::Suspect);
+    f.handle_data(&gossip(&[near]), &mut rt).unwrap();
+    assert_eq!(f.incarnation(), step + 1);
+    // About 3, from 2: beyond the step above 5, ignored; 3's own word is not.
+    let far = Member::new(id(3), 5 + step + 1, State::Down);
+    f.handle_data(&gossip(&[far]), &mut rt).unwrap();
+    assert_eq!(state_of(&f, 3), Some((1, 5, State::Alive)));
+    assert_eq!(f.metrics().hearsay_ignored, 2);
+    let own = datagram(id(3), 5000, Message::Gossip, &[]);
+    f.handle_data(&own, &mut rt).unwrap();
+    assert_eq!(state_of(&f, 3), Some((1, 5000, State::Alive)));
+    // A member not known yet: not bounded.
+    let new = Member::alive(id(4), 70_000);
+    f.handle_data(&gossip(&[new]), &mut rt).unwrap();
+    assert_eq!(state_of(&f, 4), Some((1, 70_000, State::Alive)));
+}
+
+#[test]
+fn a_verdict_heard_about_a_live_member_is_passed_to_it() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    rt.clear();
+    let down = Member::new(id(3), 0, State::Down);
+    f.handle_data(
+        &datagram(id(2), 0, Message::Gossip, std::slice::from_ref(&down)),
+        &mut rt,
+    )
+    .unwrap();
+    let told: Vec<_> = rt
+        .messages()
+        .into_iter()
+        .filter(|(to, h, _)| *to == id(3) && h.message == Message::TurnUndead)
+        .collect();
+    assert_eq!(told.len(), 1, "{:?}", rt.messages());
+    assert_eq!(told[0].2, vec![down]);
+    assert_eq!(f.metrics().verdicts_forwarded, 1);
+    // A verdict of our own is not passed on this way.
+    rt.clear();
+    apply(&mut f, &mut rt, Member::new(id(2), 0, State::Down));
+    assert!(
+        rt.messages()
+            .iter()
+            .all(|(_, h, _)| h.message != Message::TurnUndead)
+    );
 }
 
 #[test]
@@ -1023,19 +1092,18 @@ fn contradicted_verdict_is_resent_once_per_datagram() {
     assert_eq!(state_of(&f, 5).unwrap().2, State::Down);
 }
 
-#[test]
-fn back_from_isolation_tells_everyone_it_declared_down() {
-    let (mut f, mut rt) = (foca(), Rec::default());
-    apply(&mut f, &mut rt, Member::alive(id(2), 0));
-    apply(&mut f, &mut rt, Member::alive(id(3), 0));
-    // Cut off: both declared down, nobody left.
-    apply(&mut f, &mut rt, Member::new(id(2), 0, State::Down));
-    apply(&mut f, &mut rt, Member::new(id(3), 0, State::Down));
-    assert_eq!(f.connection_state(), ConnectionState::Disconnected);
-    rt.clear();
-    // Someone reaches us again.
-    f.handle_data(&datagram(id(4), 0, Message::Ping(1), &[]), &mut rt)
-        .unwrap();
+/// This member's own verdict about `addr`: suspected, then its suspicion
+/// timer fires.
+fn declare_down(f: &mut F, rt: &mut Rec, addr: u32) {
+    apply(f, rt, Member::new(id(addr), 0, State::Suspect));
+    let timer = rt.take_timer(
+        |t| matches!(t, Timer::ChangeSuspectToDown { member_id, .. } if *member_id == id(addr)),
+    );
+    f.handle_timer(timer, &mut *rt).unwrap();
+    assert_eq!(state_of(f, addr).unwrap().2, State::Down);
+}
+
+fn told(rt: &Rec) -> Vec<u32> {
     let mut told: Vec<u32> = rt
         .messages()
         .into_iter()
@@ -1043,17 +1111,56 @@ fn back_from_isolation_tells_everyone_it_declared_down() {
         .map(|(to, _, _)| *to.address())
         .collect();
     told.sort();
-    assert_eq!(told, vec![2, 3]);
-    // A first join (never cut off) tells nobody.
+    told
+}
+
+#[test]
+fn back_from_isolation_withdraws_its_own_verdicts_and_pulls_a_feed() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    for a in 2..=20 {
+        apply(&mut f, &mut rt, Member::alive(id(a), 0));
+    }
+    // Someone else's verdict: not this member's to withdraw.
+    apply(&mut f, &mut rt, Member::alive(id(99), 0));
+    let others = datagram(
+        id(2),
+        0,
+        Message::Gossip,
+        &[Member::new(id(99), 0, State::Down)],
+    );
+    f.handle_data(&others, &mut rt).unwrap();
+    // Cut off: it declares every other member down itself.
+    for a in 2..=20 {
+        declare_down(&mut f, &mut rt, a);
+    }
+    assert_eq!(f.connection_state(), ConnectionState::Disconnected);
+    rt.clear();
+    // Someone reaches it again: its own verdicts are forgotten (nothing
+    // is sent for them), the other's stays, and it pulls a feed.
+    f.handle_data(&datagram(id(200), 0, Message::Ping(1), &[]), &mut rt)
+        .unwrap();
+    assert!(told(&rt).is_empty(), "{:?}", rt.messages());
+    for a in 2..=20 {
+        assert_eq!(state_of(&f, a), None, "member {a}");
+    }
+    assert_eq!(state_of(&f, 99), Some((1, 0, State::Down)));
+    assert_eq!(f.metrics().verdicts_withdrawn, 19);
+    assert!(
+        rt.messages()
+            .iter()
+            .any(|(to, h, _)| *to == id(200) && h.message == Message::Announce)
+    );
+    // A feed brings the members still alive back.
+    let feed: Vec<_> = (2..=20).map(|a| Member::alive(id(a), 0)).collect();
+    f.handle_data(&datagram(id(200), 0, Message::Feed, &feed), &mut rt)
+        .unwrap();
+    assert_eq!(f.num_members(), 20);
+    // A first join (never cut off) withdraws nothing.
     let (mut g, mut rt2) = (foca(), Rec::default());
     apply(&mut g, &mut rt2, Member::new(id(2), 0, State::Down));
     g.handle_data(&datagram(id(4), 0, Message::Ping(1), &[]), &mut rt2)
         .unwrap();
-    assert!(
-        rt2.messages()
-            .iter()
-            .all(|(_, h, _)| h.message != Message::TurnUndead)
-    );
+    assert_eq!(state_of(&g, 2), Some((1, 0, State::Down)));
 }
 
 #[test]

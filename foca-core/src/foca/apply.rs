@@ -10,6 +10,44 @@ use crate::{
     State, Timer, TimerKey,
 };
 
+/// How many verdicts one received datagram may still make this member
+/// send (contradicted ones resent, hearsay ones forwarded to their
+/// subject): bounded, so a feed full of verdicts cannot set off a storm.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Budget {
+    pub(super) verdicts: u8,
+    pub(super) notices: u8,
+}
+
+impl Budget {
+    /// What one received datagram may spend.
+    pub(super) const PER_DATAGRAM: Self = Self {
+        verdicts: 1,
+        notices: 4,
+    };
+}
+
+/// Where a piece of news comes from (see [`Foca::merge`]).
+pub(super) struct Origin<'a> {
+    /// Queue it for dissemination (not for a table restored as it was).
+    pub(super) disseminate: bool,
+    /// Told by someone other than the member it is about.
+    pub(super) hearsay: bool,
+    /// What it may still make this member send.
+    pub(super) budget: &'a mut Budget,
+}
+
+impl<'a> Origin<'a> {
+    /// This member's own news, or its user's: trusted, disseminated.
+    pub(super) fn local(budget: &'a mut Budget) -> Self {
+        Self {
+            disseminate: true,
+            hearsay: false,
+            budget,
+        }
+    }
+}
+
 impl<T, C, R, B> Foca<T, C, R, B>
 where
     T: Identity,
@@ -17,59 +55,59 @@ where
     R: Rng,
     B: BroadcastHandler<T>,
 {
+    /// Applies news this member makes or is given by its user (its own
+    /// suspicions and verdicts, [`Foca::apply_many`]): trusted, and queued
+    /// for dissemination. See [`Foca::merge`].
+    pub(super) fn apply_update(
+        &mut self,
+        news: Member<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let mut spent = Budget::default();
+        self.merge(news, Origin::local(&mut spent), runtime)
+    }
+
     /// Merges one piece of news. The table keeps, per address, the greatest
     /// news under this order: a winning identity (see
     /// [`Identity::win_addr_conflict`]) beats a losing one; for one identity,
     /// [`Member::precedence`] decides. Taking a maximum makes merging
     /// commutative and idempotent: members converge whatever order news
     /// arrives in.
-    pub(super) fn apply_update(
-        &mut self,
-        news: Member<T>,
-        runtime: &mut impl Runtime<T>,
-    ) -> Result<(), Error> {
-        self.merge(news, true, &mut 0, runtime)
-    }
-
-    /// [`Foca::apply_update`], optionally without queuing the news for
-    /// dissemination (when every peer has it already). `verdicts` is how
-    /// many down verdicts this news may still make us resend (see below);
-    /// each resend spends one.
+    ///
+    /// Hearsay (news about a member from someone else) is trusted only so
+    /// far: it may raise the incarnation of a known member, this one
+    /// included, by at most `Config::max_incarnation_step` (a member's own
+    /// word, and news of a member not known yet, are not bounded). So one
+    /// forged record cannot spend a member's incarnations.
     pub(super) fn merge(
         &mut self,
         news: Member<T>,
-        disseminate: bool,
-        verdicts: &mut u8,
+        origin: Origin<'_>,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         let addr = news.id().addr();
         if addr == self.identity.addr() {
-            return self.apply_to_self(news, runtime);
+            return self.apply_to_self(news, origin.hearsay, runtime);
         }
         let Some(pos) = self.members.find(&addr) else {
-            return self.insert_member(news, disseminate, runtime);
+            return self.insert_member(news, origin.disseminate, runtime);
         };
         let Some(current) = self.members.get(pos) else {
             return Ok(());
         };
         let renamed = if current.id() == news.id() {
             if news.precedence(current) != Ordering::Greater {
-                // Others still see it alive at the incarnation we declared it
-                // down at: it may never have heard our verdict (we were cut
-                // off when we made it). Tell it directly, so it refutes.
-                // A bounded number per datagram received, so a feed full
-                // of such members cannot set off a storm.
-                if disseminate
-                    && *verdicts > 0
-                    && current.state() == State::Down
+                let contradicted = current.state() == State::Down
                     && news.is_active()
-                    && news.incarnation() == current.incarnation()
-                {
-                    *verdicts -= 1;
+                    && news.incarnation() == current.incarnation();
+                if origin.disseminate && contradicted {
                     let record = current.clone();
-                    self.metrics.verdicts_resent += 1;
-                    return self.send_records(news.id(), Message::TurnUndead, &[record], runtime);
+                    return self.resend_verdict(record, origin.budget, runtime);
                 }
+                return Ok(());
+            }
+            if origin.hearsay && self.implausible(current.incarnation(), news.incarnation()) {
+                self.metrics.hearsay_ignored += 1;
                 return Ok(());
             }
             false
@@ -83,10 +121,59 @@ where
         self.members.update(pos, news.clone(), &mut self.rng);
         self.notify_transition(Some(&old), renamed, &news, runtime);
         self.schedule_for(&news, runtime);
-        if disseminate {
+        if origin.disseminate {
             self.enqueue_update(&news)?;
         }
+        // Someone else says a member we hold alive is gone: tell it at once,
+        // so that if the news was wrong (forged, or stale) it refutes within
+        // a round trip instead of whenever the news reaches it.
+        if origin.hearsay && old.state() == State::Alive && !news.is_active() && !renamed {
+            self.notify_verdict(news, origin.budget, runtime)?;
+        }
         Ok(())
+    }
+
+    /// Whether hearsay taking a member from incarnation `known` to `told`
+    /// goes further than `Config::max_incarnation_step`.
+    fn implausible(&self, known: crate::Incarnation, told: crate::Incarnation) -> bool {
+        told > known.saturating_add(self.config.max_incarnation_step)
+    }
+
+    /// Others still see a member alive at the incarnation we declared it
+    /// down at: it may never have heard our verdict (we were cut off when
+    /// we made it). Tell it directly, so it refutes; a bounded number per
+    /// datagram received, so a feed full of such members cannot set off a
+    /// storm.
+    fn resend_verdict(
+        &mut self,
+        record: Member<T>,
+        budget: &mut Budget,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        if budget.verdicts == 0 {
+            return Ok(());
+        }
+        budget.verdicts -= 1;
+        self.metrics.verdicts_resent += 1;
+        let to = record.id().clone();
+        self.send_records(&to, Message::TurnUndead, &[record], runtime)
+    }
+
+    /// Tells a member of a verdict about it heard from someone else (see
+    /// [`Foca::merge`]); a bounded number per datagram received.
+    fn notify_verdict(
+        &mut self,
+        record: Member<T>,
+        budget: &mut Budget,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        if budget.notices == 0 {
+            return Ok(());
+        }
+        budget.notices -= 1;
+        self.metrics.verdicts_forwarded += 1;
+        let to = record.id().clone();
+        self.send_records(&to, Message::TurnUndead, &[record], runtime)
     }
 
     fn insert_member(
@@ -186,6 +273,7 @@ where
     fn apply_to_self(
         &mut self,
         news: Member<T>,
+        hearsay: bool,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         if news.id() != &self.identity {
@@ -194,6 +282,11 @@ where
             return Ok(());
         }
         let seen = news.incarnation();
+        if hearsay && self.implausible(self.incarnation, seen) {
+            // Others cannot spend this member's incarnations for it.
+            self.metrics.hearsay_ignored += 1;
+            return Ok(());
+        }
         match news.state() {
             State::Alive => {
                 // A former life of ours (before a restart) got further:
@@ -221,8 +314,10 @@ where
         }
     }
 
-    /// Raises the incarnation above `seen` and spreads the news; renews the
-    /// identity when the incarnation is spent.
+    /// Raises the incarnation above `seen` and spreads the news. When the
+    /// incarnation is spent, a renewable identity renews; one that cannot
+    /// stays as it is (news from others never makes this member defunct):
+    /// it cannot refute that news, which is counted.
     pub(super) fn refute(
         &mut self,
         seen: crate::Incarnation,
@@ -238,7 +333,11 @@ where
                 }
                 self.enqueue_self()
             }
-            None => self.renew_identity(runtime),
+            None if self.identity.renew().is_some() => self.renew_identity(runtime),
+            None => {
+                self.metrics.unrefutable += 1;
+                Ok(())
+            }
         }
     }
 

@@ -4,6 +4,7 @@ mod apply;
 mod receive;
 mod send;
 mod timers;
+mod verdicts;
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -21,11 +22,8 @@ use crate::{
 use send::Pool;
 use timers::Chains;
 pub use timers::JITTER_DIVISOR;
-
-/// Most down verdicts resent at once when a member comes back from having
-/// no live peer (a quarter of an `Endpoint`'s transmit queue); the rest are
-/// reached by announce-to-down and contradicted-verdict resends.
-pub const MAX_VERDICTS_RESENT: usize = 1024;
+pub use verdicts::MAX_VERDICTS_REMEMBERED;
+use verdicts::Verdicts;
 
 /// Most seeds remembered for recovery; further ones are ignored.
 pub const MAX_SEEDS: usize = 32;
@@ -136,6 +134,8 @@ where
     handler: B,
     seeds: Vec<T>,
     metrics: Metrics,
+    /// The verdicts this member made, withdrawn after a reconnect.
+    verdicts: Verdicts<T::Addr>,
     /// Queued updates about identities neither in the table nor ours (an
     /// identity this member left behind), newest last, at most
     /// [`MAX_DETACHED`].
@@ -209,9 +209,11 @@ where
             buf: Vec::new(),
             scratch: Vec::new(),
             detached: Vec::new(),
+            verdicts: Verdicts::new(),
             ids: Vec::new(),
         };
         foca.header_size = foca.measure_header()?;
+        foca.updates.pin(foca.identity.addr());
         Ok(foca)
     }
 
@@ -434,7 +436,13 @@ where
         }
         self.members.insert_many(fresh, &mut self.rng);
         for member in rest {
-            self.merge(member, false, &mut 0, &mut runtime)?;
+            let mut spent = apply::Budget::default();
+            let origin = apply::Origin {
+                disseminate: false,
+                hearsay: false,
+                budget: &mut spent,
+            };
+            self.merge(member, origin, &mut runtime)?;
         }
         self.after_change(&mut runtime);
         Ok(())
@@ -541,6 +549,7 @@ where
 
     fn switch_identity(&mut self, new: T, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
         let old = core::mem::replace(&mut self.identity, new);
+        self.updates.pin(self.identity.addr());
         let old_incarnation = self.incarnation;
         self.incarnation = 0;
         self.status = Status::Running;
@@ -646,7 +655,7 @@ where
         self.connected = connected;
         if reconnected {
             self.cut_off = false;
-            self.tell_the_declared_down(runtime);
+            self.withdraw_own_verdicts(runtime);
             // Our view is far behind (members we declared down and then
             // forgot): pull a feed, which starts a chain of them (see
             // `receive`) until feeds stop bringing news.
@@ -656,32 +665,6 @@ where
         let backlog = self.updates.len() as u64;
         if backlog > self.metrics.max_updates_backlog {
             self.metrics.max_updates_backlog = backlog;
-        }
-    }
-
-    /// Back from having no live peer: the members we declared down while cut
-    /// off were probably fine, and never heard our verdicts. Tell each one
-    /// (once, now), so it refutes and is back in our view within a round
-    /// trip instead of whenever it happens to talk to us.
-    fn tell_the_declared_down(&mut self, runtime: &mut impl Runtime<T>) {
-        let down: Vec<Member<T>> = self
-            .members
-            .all()
-            .iter()
-            .filter(|m| m.state() == State::Down)
-            .take(MAX_VERDICTS_RESENT)
-            .cloned()
-            .collect();
-        for record in down {
-            self.metrics.verdicts_resent += 1;
-            // Encoding a record the codec encoded before cannot fail; if it
-            // does, the usual announce-to-down path still gets there.
-            let _ = self.send_records(
-                record.id(),
-                Message::TurnUndead,
-                core::slice::from_ref(&record),
-                runtime,
-            );
         }
     }
 

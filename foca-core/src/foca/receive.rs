@@ -3,15 +3,11 @@
 
 use rand::Rng;
 
+use super::apply::{Budget, Origin};
 use super::send::Pool;
 use super::{Foca, Status};
 use crate::wire::{self, Datagram, Summary};
 use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, TimerKey};
-
-/// How many down verdicts one received datagram may make this member resend
-/// (see [`Foca::merge`]): one, so a feed full of members others still see
-/// alive cannot set off a storm.
-pub(super) const VERDICTS_PER_DATAGRAM: u8 = 1;
 
 /// What [`Foca::vet`] decided about a datagram's sender.
 enum Verdict {
@@ -131,9 +127,15 @@ where
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         let own_addr = self.identity.addr();
+        let mut budget = Budget::PER_DATAGRAM;
         for update in datagram.updates {
             if update.id().addr() == own_addr {
-                self.apply_update(update, runtime)?;
+                let origin = Origin {
+                    disseminate: true,
+                    hearsay: true,
+                    budget: &mut budget,
+                };
+                self.merge(update, origin, runtime)?;
             }
         }
         let Header { src, message, .. } = datagram.header;
@@ -158,12 +160,30 @@ where
             message,
             ..
         } = header;
-        // A datagram is proof of life of its sender at that incarnation.
-        self.apply_update(Member::alive(src.clone(), src_incarnation), runtime)?;
+        // A datagram is proof of life of its sender at that incarnation:
+        // its own word.
+        let mut budget = Budget::PER_DATAGRAM;
+        let own_word = Origin {
+            disseminate: true,
+            hearsay: false,
+            budget: &mut budget,
+        };
+        self.merge(
+            Member::alive(src.clone(), src_incarnation),
+            own_word,
+            runtime,
+        )?;
         let known = self.members.len();
-        let mut verdicts = VERDICTS_PER_DATAGRAM;
         for update in updates {
-            self.merge(update, true, &mut verdicts, runtime)?;
+            // What it says about itself is its own word; about others,
+            // hearsay.
+            let hearsay = update.id() != &src;
+            let origin = Origin {
+                disseminate: true,
+                hearsay,
+                budget: &mut budget,
+            };
+            self.merge(update, origin, runtime)?;
         }
         if self.members.len() > known {
             self.follow_up(&src, &message, runtime)?;

@@ -332,6 +332,7 @@ where
         }
         self.metrics.members_declared_down += 1;
         debug_event!(member = ?id, incarnation, "suspicion timed out: declaring down");
+        self.verdicts.made(id.addr());
         self.apply_update(Member::new(id, incarnation, State::Down), runtime)
     }
 
