@@ -613,8 +613,16 @@ impl foca_core::Envelope for Envelope {
         Envelope::seal(self, payload, out)
     }
 
-    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<&'a [u8], Refusal> {
-        Envelope::open_in_place(self, datagram).map_err(OpenError::refusal)
+    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<foca_core::Opened<'a>, Refusal> {
+        let mode = datagram.get(3).copied();
+        let payload = Envelope::open_in_place(self, datagram).map_err(OpenError::refusal)?;
+        // Opened, so the header was there: a mode other than plain was
+        // authenticated by a key of the ring.
+        Ok(if mode == Some(MODE_PLAIN) {
+            foca_core::Opened::plain(payload)
+        } else {
+            foca_core::Opened::authenticated(payload)
+        })
     }
 
     fn rejections(&self) -> Rejections {

@@ -427,7 +427,10 @@ proptest! {
             foca_core::Envelope::seal(&mut tx, &payload, &mut wire).unwrap();
             prop_assert_eq!(rx.open(&wire).unwrap(), &payload[..]);
             let mut copy = wire.clone();
-            prop_assert_eq!(foca_core::Envelope::open(&mut rx, &mut copy).unwrap(), &payload[..]);
+            let opened = foca_core::Envelope::open(&mut rx, &mut copy).unwrap();
+            prop_assert_eq!(opened.payload, &payload[..]);
+            // A key vouched for it exactly when it was sealed with one.
+            prop_assert_eq!(opened.authenticated, mode.overhead() > 12);
             // One bit flipped anywhere: refused both ways, same class.
             let mut bad = wire.clone();
             bad[flip.index(wire.len())] ^= 1;

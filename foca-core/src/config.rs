@@ -54,6 +54,19 @@ pub struct Config {
     /// incarnations, instead of all of them. News of a member not yet
     /// known is not bounded. Must be at least 1.
     pub max_incarnation_step: u32,
+    /// Drop a datagram whose sender claims an address other than the one
+    /// it came from (counted as `dropped.source_mismatch`). On by default:
+    /// replies go to the claimed sender, so without this check a forger can
+    /// aim them at anyone. Turn it off only where members cannot see their
+    /// own public address (behind NAT, with identities that carry a private
+    /// one); the cost is that a datagram forging a third party's identity
+    /// is then answered, to that third party, though never with more than
+    /// three times its own size until the third party has proven itself
+    /// (see [`Endpoint`](crate::Endpoint)). Only the endpoint knows where a
+    /// datagram came from: [`Foca::handle_data`](crate::Foca::handle_data)
+    /// checks nothing, [`Foca::handle_data_from`](crate::Foca::handle_data_from)
+    /// does.
+    pub check_source: bool,
     /// Down and left members are remembered this long, so stale news about
     /// them is recognised and (with `periodic_announce_to_down_members`) the
     /// two sides of a healed partition find each other again; while this
@@ -103,6 +116,7 @@ impl Config {
             retransmit_multiplier: 4,
             suspicion_multiplier: 4,
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
+            check_source: true,
             // Long enough to keep reaching out to the other side of a
             // partition (see periodic_announce_to_down_members), as Serf
             // does with its reconnect timeout.
@@ -165,6 +179,7 @@ impl Config {
             retransmit_multiplier: 3,
             suspicion_multiplier: 4,
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
+            check_source: true,
             remove_down_after: Duration::from_secs(120),
             max_packet_size: 512,
             max_members: 64,
@@ -194,6 +209,7 @@ impl Config {
             retransmit_multiplier: 4,
             suspicion_multiplier: 4,
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
+            check_source: true,
             remove_down_after: Duration::from_secs(15),
             max_packet_size: 1400,
             max_members: 1024,

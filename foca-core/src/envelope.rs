@@ -40,11 +40,42 @@ pub trait Envelope {
 
     /// Unwraps a received datagram in place (decrypting it where it lies,
     /// if sealed: the bytes of a refused datagram may be overwritten),
-    /// returning its payload, a slice of `datagram`, or refuses it.
-    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<&'a [u8], Refusal>;
+    /// returning its payload, a slice of `datagram`, and whether a key
+    /// vouched for it; or refuses it.
+    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<Opened<'a>, Refusal>;
 
     /// Datagrams refused so far, by exact reason.
     fn rejections(&self) -> Self::Rejections;
+}
+
+/// A datagram an [`Envelope`] opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened<'a> {
+    /// The payload: a slice of the datagram.
+    pub payload: &'a [u8],
+    /// Whether a key vouched for it (authenticated encryption opened it).
+    /// A plain datagram is not authenticated: anyone could have sent it,
+    /// from any source address, so the endpoint bounds what it sends back
+    /// to that address (see [`Config::check_source`](crate::Config)).
+    pub authenticated: bool,
+}
+
+impl<'a> Opened<'a> {
+    /// A payload nothing vouched for (a plain or checksummed datagram).
+    pub const fn plain(payload: &'a [u8]) -> Self {
+        Self {
+            payload,
+            authenticated: false,
+        }
+    }
+
+    /// A payload a key vouched for.
+    pub const fn authenticated(payload: &'a [u8]) -> Self {
+        Self {
+            payload,
+            authenticated: true,
+        }
+    }
 }
 
 /// Why an [`Envelope`] refused a datagram, by the class of check that
@@ -87,7 +118,7 @@ impl<E: Envelope + ?Sized> Envelope for &mut E {
         (**self).seal(payload, out)
     }
 
-    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<&'a [u8], Refusal> {
+    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<Opened<'a>, Refusal> {
         (**self).open(datagram)
     }
 

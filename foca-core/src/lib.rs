@@ -141,10 +141,11 @@ pub use endpoint::{
     Command, Endpoint, Event, MAX_QUEUED_EVENTS, MAX_QUEUED_TRANSMITS, MAX_TIMERS_PER_CALL,
     SNAPSHOT_INTERVAL, Snapshot, Transmit,
 };
-pub use envelope::{Envelope, Refusal};
+pub use envelope::{Envelope, Opened, Refusal};
 pub use error::Error;
 pub use foca::{
-    ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR, MAX_SEEDS, MAX_VERDICTS_REMEMBERED,
+    AMPLIFICATION_FACTOR, ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR,
+    MAX_FEEDS_PER_SOURCE, MAX_SEEDS, MAX_VERDICTS_REMEMBERED,
 };
 pub use identity::{GenerationalId, Identity, SocketIdentity};
 pub use member::{Incarnation, Member, State};

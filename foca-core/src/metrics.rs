@@ -25,6 +25,9 @@ pub struct DropCounts {
     pub stale_identity: u64,
     /// Received while this member had left or was defunct.
     pub not_active: u64,
+    /// Came from an address other than the one its sender claims (see
+    /// `Config::check_source`).
+    pub source_mismatch: u64,
     /// Refused by the envelope: truncated, not foca traffic, or of an
     /// unknown version or mode ([`Refusal::Malformed`](crate::Refusal)).
     pub malformed_envelope: u64,
@@ -47,6 +50,7 @@ impl DropCounts {
             + self.from_down_member
             + self.stale_identity
             + self.not_active
+            + self.source_mismatch
             + self.malformed_envelope
             + self.other_cluster
             + self.corrupted
@@ -122,6 +126,18 @@ pub struct Metrics {
     /// Replies not sent because the peer's identity made the header alone
     /// exceed `max_packet_size`.
     pub unsendable: u64,
+    /// Replies cut short or not sent because they would have exceeded
+    /// three times the bytes received from an address that has not proven
+    /// itself (see [`Endpoint`](crate::Endpoint)).
+    pub replies_limited: u64,
+    /// Announces left unanswered because their source had been answered
+    /// [`MAX_FEEDS_PER_SOURCE`](crate::MAX_FEEDS_PER_SOURCE) times in the
+    /// probe period.
+    pub feeds_limited: u64,
+    /// Indirect probe requests refused because their target is not an
+    /// active member (a forger aiming this member's pings at a third
+    /// party).
+    pub ping_requests_refused: u64,
     /// Table summaries ([`Message::Sync`](crate::Message::Sync)) left
     /// unanswered because this member had answered its share for the probe
     /// period (far more than its peers' configs send: a misbehaving peer).

@@ -220,8 +220,8 @@ impl crate::Envelope for NoEnvelope {
         Ok(())
     }
 
-    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<&'a [u8], crate::Refusal> {
-        Ok(datagram)
+    fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<crate::Opened<'a>, crate::Refusal> {
+        Ok(crate::Opened::plain(datagram))
     }
 
     fn rejections(&self) {}

@@ -17,11 +17,19 @@
 //!   [`MAX_SUMMARY_SUMS`]. Other messages have no summary section.
 //! - Custom broadcast items are framed by a big-endian length
 //!   ([`ITEM_FRAME`] bytes), never empty.
+//! - A request for a large answer (a [`Message::Announce`], answered with a
+//!   feed, and a [`Message::Sync`] request, answered with records) ends with
+//!   padding ([`pad`], [`is_padded`]): `u16 BE: p`, then `p` zero bytes. A
+//!   member answers an address that has not proven itself with at most
+//!   three times what it received from it, so requests are padded to a
+//!   third of a datagram (after QUIC's padded Initial). The length makes
+//!   the padding exact: a damaged count cannot turn padding into items.
 //!
 //! Bounds (what [`parse`] checks before anything is applied):
 //! - every section is counted, and a datagram must end exactly where its
 //!   last item ends: one cut short anywhere (a receive buffer too small) or
-//!   with trailing bytes is refused whole;
+//!   with trailing bytes (or an announce whose padding is not exact) is
+//!   refused whole;
 //! - a member takes at least one byte (a codec that consumes nothing is
 //!   refused), an item at least [`ITEM_FRAME`] + 1: so the vectors parsing
 //!   allocates hold at most as many entries as the datagram has bytes;
@@ -137,6 +145,9 @@ pub fn parse<'a, T, C: Codec<T>>(
     };
     let updates = parse_updates(codec, &mut input).ok_or(ParseError::Updates)?;
     let broadcasts = parse_items(&mut input).ok_or(ParseError::Broadcasts)?;
+    if is_padded(&header.message) {
+        input = unpad(input).ok_or(ParseError::TrailingBytes)?;
+    }
     if !input.is_empty() {
         return Err(ParseError::TrailingBytes);
     }
@@ -146,6 +157,33 @@ pub fn parse<'a, T, C: Codec<T>>(
         updates,
         broadcasts,
     })
+}
+
+/// Bytes a request's padding takes beyond its zeros (the length).
+pub const PAD_LEN: usize = COUNT_LEN;
+
+/// Whether a datagram carrying `message` ends with padding: the requests
+/// whose answer may be a full datagram.
+pub fn is_padded<T>(message: &Message<T>) -> bool {
+    matches!(message, Message::Announce | Message::Sync { reply: false })
+}
+
+/// Pads a finished request (see [`is_padded`]) to `len` bytes, or to [`PAD_LEN`] more than
+/// it has if that is more (see the layout above).
+pub fn pad(buf: &mut Vec<u8>, len: usize) {
+    let zeros = len.saturating_sub(buf.len() + PAD_LEN);
+    // At most max_packet_size (≤ 65507) zeros: fits a u16.
+    let count = u16::try_from(zeros).unwrap_or(u16::MAX);
+    buf.extend_from_slice(&count.to_be_bytes());
+    buf.resize(buf.len() + usize::from(count), 0);
+}
+
+/// What is left of a request's tail after its padding: `Some(&[])` when
+/// the tail is exactly padding.
+fn unpad(input: &[u8]) -> Option<&[u8]> {
+    let (len, zeros) = input.split_first_chunk::<PAD_LEN>()?;
+    let exact = usize::from(u16::from_be_bytes(*len)) == zeros.len();
+    (exact && zeros.iter().all(|b| *b == 0)).then_some(&[])
 }
 
 fn parse_summary<'a>(input: &mut &'a [u8]) -> Option<Summary<'a>> {

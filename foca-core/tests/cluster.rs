@@ -870,7 +870,11 @@ fn a_datagram_carries_each_update_once() {
                 );
                 *sent.entry(*m.id().address()).or_default() += 1;
             }
-            assert_eq!(input, [0, 0], "no custom broadcasts follow");
+            assert_eq!(input[..2], [0, 0], "no custom broadcasts follow");
+            let (len, zeros) = input[2..].split_first_chunk::<2>().unwrap();
+            assert!(zeros.iter().all(|b| *b == 0), "then padding");
+            assert_eq!(usize::from(u16::from_be_bytes(*len)), zeros.len());
+            assert_eq!(t.data.len(), config.max_packet_size.div_ceil(3));
         }
     }
     assert_eq!(sent, (2..=6).map(|k| (k, limit)).collect());

@@ -151,8 +151,11 @@ fn a_config_that_leaves_no_room_for_the_envelope_is_refused() {
             out.extend_from_slice(p);
             Ok(())
         }
-        fn open<'a>(&mut self, d: &'a mut [u8]) -> Result<&'a [u8], foca_core::Refusal> {
-            Ok(d)
+        fn open<'a>(
+            &mut self,
+            d: &'a mut [u8],
+        ) -> Result<foca_core::Opened<'a>, foca_core::Refusal> {
+            Ok(foca_core::Opened::plain(d))
         }
         fn rejections(&self) {}
     }

@@ -484,6 +484,15 @@ fn truncated_broadcast_sections_are_all_rejected() {
             at += 2 + len;
             boundaries.insert(at);
         }
+        if message_of(d)
+            .as_ref()
+            .is_some_and(foca_core::wire::is_padded)
+        {
+            // Then its padding: a length and as many zeros.
+            let zeros = usize::from(u16::from_be_bytes([d[at], d[at + 1]]));
+            assert!(d[at + 2..].iter().all(|b| *b == 0));
+            at += 2 + zeros;
+        }
         assert_eq!(at, d.len());
         if boundaries.len() < 2 {
             continue;

@@ -110,6 +110,11 @@ fn summary_datagram(buckets: usize) -> Vec<u8> {
     datagram.extend_from_slice(&u16::try_from(buckets).unwrap().to_be_bytes());
     datagram.extend(std::iter::repeat_n(0u8, 2 * buckets)); // all sums zero
     datagram.extend_from_slice(&[0, 0, 0, 0]); // no updates, no broadcasts
+    // Padded as members pad requests, so the answer may be a full datagram.
+    foca_core::wire::pad(
+        &mut datagram,
+        Config::new_lan(N as usize).max_packet_size.div_ceil(3),
+    );
     datagram
 }
 
@@ -137,7 +142,15 @@ fn a_summary_of_another_shape_gets_a_sample() {
     assert!(sent[0].data.len() > 200, "{} bytes", sent[0].data.len());
     // A malformed shape (not a power of two) is refused whole.
     let mut bad = summary_datagram(16);
-    let at = bad.len() - 4 - 2 * 16 - 2;
+    // The summary's bucket count comes right after the header.
+    let mut input = &bad[..];
+    foca_core::Codec::<foca_core::testing::TestId>::decode_header(
+        &mut foca_core::testing::TestCodec,
+        &mut input,
+    )
+    .unwrap();
+    let at = bad.len() - input.len();
+    assert_eq!(bad[at..at + 2], 16u16.to_be_bytes());
     bad[at..at + 2].copy_from_slice(&15u16.to_be_bytes());
     ep.handle_datagram(sim.now(), 2, &mut bad).unwrap();
     assert!(ep.poll_transmit().is_none());

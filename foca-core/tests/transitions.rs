@@ -88,6 +88,9 @@ fn encode(header: &Header<TestId>, updates: &[Member<TestId>]) -> Vec<u8> {
         TestCodec.encode_member(u, &mut out).unwrap();
     }
     out.extend_from_slice(&[0, 0]); // no custom broadcasts
+    if foca_core::wire::is_padded(&header.message) {
+        foca_core::wire::pad(&mut out, 0); // the shortest padding
+    }
     out
 }
 
@@ -751,6 +754,8 @@ fn probing_stops_when_alone_and_restarts_on_join() {
 #[test]
 fn helper_relays_ping_req_and_forwards_the_ack() {
     let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    rt.clear();
     let req = Message::PingReq {
         target: id(3),
         probe_number: 42,
@@ -783,6 +788,30 @@ fn helper_relays_ping_req_and_forwards_the_ack() {
             probe_number: 42
         }
     );
+}
+
+#[test]
+fn a_ping_request_for_a_stranger_is_refused() {
+    // A forger names a third party as the target: pinging it for them
+    // would aim this member's datagrams at anyone.
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    apply(&mut f, &mut rt, Member::new(id(4), 0, State::Down));
+    rt.clear();
+    for target in [id(9), id(4), GenerationalId::new(3, 7)] {
+        let req = Message::PingReq {
+            target,
+            probe_number: 42,
+        };
+        f.handle_data(&datagram(id(2), 0, req, &[]), &mut rt)
+            .unwrap();
+    }
+    assert!(
+        rt.messages().iter().all(|m| m.0 == id(2)),
+        "{:?}",
+        rt.messages()
+    );
+    assert_eq!(f.metrics().ping_requests_refused, 3);
 }
 
 #[test]

@@ -155,6 +155,7 @@ pub fn drops_between(before: DropCounts, after: DropCounts) -> DropCounts {
         from_down_member: after.from_down_member - before.from_down_member,
         stale_identity: after.stale_identity - before.stale_identity,
         not_active: after.not_active - before.not_active,
+        source_mismatch: after.source_mismatch - before.source_mismatch,
         malformed_envelope: after.malformed_envelope - before.malformed_envelope,
         other_cluster: after.other_cluster - before.other_cluster,
         corrupted: after.corrupted - before.corrupted,

@@ -217,8 +217,9 @@ where
             trace_event!(?from, reason = "oversized", "datagram dropped");
             return Ok(());
         }
-        let payload = match self.envelope.open(datagram) {
-            Ok(payload) => payload,
+        let wire_len = datagram.len();
+        let opened = match self.envelope.open(datagram) {
+            Ok(opened) => opened,
             Err(refusal) => {
                 let r = &mut self.refusals;
                 *match refusal {
@@ -231,8 +232,11 @@ where
                 return Ok(());
             }
         };
-        let _ = from;
-        self.with(now, |foca, out| foca.handle_data(payload, out))
+        let overhead = self.envelope.overhead();
+        self.with(now, |foca, out| {
+            let (payload, authenticated) = (opened.payload, opened.authenticated);
+            foca.receive_from(payload, from, authenticated, overhead, wire_len, out)
+        })
     }
 
     /// Fires every timer due at `now`, in deadline order (at most

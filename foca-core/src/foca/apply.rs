@@ -191,6 +191,7 @@ where
             }
             let last = self.members.len() - 1;
             if let Some(gone) = self.members.remove(last) {
+                self.guard.forget(&gone.id().addr());
                 runtime.cancel(&TimerKey::Removal(gone.id().addr()));
             }
         }

@@ -1,6 +1,7 @@
 //! The SWIM state machine; see [`Foca`].
 
 mod apply;
+mod guard;
 mod receive;
 mod send;
 mod timers;
@@ -19,6 +20,8 @@ use crate::{
     Message, Metrics, NoCustomBroadcast, Notification, ProbeNumber, Runtime, State, Timer,
 };
 
+use guard::Guard;
+pub use guard::{AMPLIFICATION_FACTOR, MAX_FEEDS_PER_SOURCE};
 use send::Pool;
 use timers::Chains;
 pub use timers::JITTER_DIVISOR;
@@ -116,6 +119,8 @@ where
     cut_off: bool,
     /// Summaries answered this probe period (see `sync_answer_limit`).
     sync_answers: u16,
+    /// What may be sent back to addresses that have not proven themselves.
+    guard: Guard<T::Addr>,
     /// Encoded size of the largest header this member sends.
     header_size: usize,
     rng: R,
@@ -188,6 +193,7 @@ where
             connected: false,
             cut_off: false,
             sync_answers: 0,
+            guard: Guard::new(seed.rotate_left(32)),
             updates: Backlog::new(config.max_updates_backlog),
             broadcasts: Backlog::new(config.max_broadcast_backlog),
             config,
@@ -615,8 +621,46 @@ where
     /// stale, foreign or misdirected, are dropped and counted in
     /// [`Metrics::dropped`]; they change nothing else. `Err` only reports a
     /// failure to encode a reply.
+    ///
+    /// The datagram's source is unknown here, so nothing is checked or
+    /// limited by it: a driver that knows where datagrams come from calls
+    /// [`handle_data_from`](Self::handle_data_from) instead.
     pub fn handle_data(&mut self, data: &[u8], mut runtime: impl Runtime<T>) -> Result<(), Error> {
         self.receive(data, &mut runtime)
+    }
+
+    /// [`handle_data`](Self::handle_data) for a datagram that came from
+    /// `from`, its envelope already opened (`authenticated`: a key vouched
+    /// for it). A datagram whose sender claims another address is dropped
+    /// (see [`Config::check_source`]), and until `from` has proven itself,
+    /// what is sent back totals at most [`AMPLIFICATION_FACTOR`] times
+    /// `data`'s size (see [`Endpoint`](crate::Endpoint), which calls this).
+    pub fn handle_data_from(
+        &mut self,
+        data: &[u8],
+        from: T::Addr,
+        authenticated: bool,
+        mut runtime: impl Runtime<T>,
+    ) -> Result<(), Error> {
+        self.receive_from(data, from, authenticated, 0, data.len(), &mut runtime)
+    }
+
+    /// Handles `data`, the payload of a datagram of `wire_len` bytes from
+    /// `from`, opened by an envelope adding `overhead` bytes to each
+    /// datagram it seals.
+    pub(crate) fn receive_from(
+        &mut self,
+        data: &[u8],
+        from: T::Addr,
+        authenticated: bool,
+        overhead: usize,
+        wire_len: usize,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        self.guard.begin(from, wire_len, authenticated, overhead);
+        let result = self.receive(data, runtime);
+        self.guard.end();
+        result
     }
 
     /// Feeds a timer event scheduled through [`Runtime::submit_after`].

@@ -75,6 +75,11 @@ where
             trace_event!(reason = "from_self", "datagram dropped");
             return Ok(Verdict::Dropped);
         }
+        if self.config.check_source && !self.guard.came_from(&src.addr()) {
+            self.metrics.dropped.source_mismatch += 1;
+            trace_event!(reason = "source_mismatch", "datagram dropped");
+            return Ok(Verdict::Dropped);
+        }
         if *dst != self.identity && !(dst.addr() == own_addr && *message == Message::Announce) {
             self.metrics.dropped.wrong_destination += 1;
             trace_event!(reason = "wrong_destination", "datagram dropped");
@@ -249,6 +254,13 @@ where
                 if target_addr == own_addr || target_addr == src.addr() {
                     return Ok(());
                 }
+                // Only members are pinged on another's behalf: anyone else
+                // would be a third party a forger aims our pings at.
+                let member = self.member(&target_addr);
+                if !member.is_some_and(|m| m.id() == &target && m.is_active()) {
+                    self.metrics.ping_requests_refused += 1;
+                    return Ok(());
+                }
                 let origin = src;
                 let ping = Message::IndirectPing {
                     origin,
@@ -287,7 +299,13 @@ where
                 self.register_ack(&target, probe_number, true, runtime);
                 Ok(())
             }
-            Message::Announce => self.send_feed(&src, runtime),
+            Message::Announce => {
+                if !self.guard.allow_feed(&src.addr()) {
+                    self.metrics.feeds_limited += 1;
+                    return Ok(());
+                }
+                self.send_feed(&src, runtime)
+            }
             // The update it carried was applied: if it was about us at our
             // incarnation, we refuted. Tell the sender right away.
             Message::TurnUndead => self.send(&src, Message::Announce, runtime),
@@ -310,6 +328,11 @@ where
             return;
         }
         self.probe.acked = true;
+        if !forwarded && self.guard.source() == Some(&from.addr()) {
+            // A direct ack from where we pinged: the address is reachable
+            // and answers for this member.
+            self.guard.prove(from.addr(), self.config.max_members);
+        }
         if forwarded && self.probe.indirect_sent {
             self.metrics.indirect_successes += 1;
         }

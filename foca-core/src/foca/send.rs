@@ -270,11 +270,29 @@ where
             dst: dst.clone(),
             message,
         };
-        let result = match self.build(&mut buf, &header, payload) {
+        let dst_addr = dst.addr();
+        let full = self.config.max_packet_size;
+        let max = self.guard.room(&dst_addr, full);
+        let padded = wire::is_padded(&header.message);
+        let items_max = if padded {
+            max.saturating_sub(wire::PAD_LEN)
+        } else {
+            max
+        };
+        let result = match self.build(&mut buf, items_max, &header, payload) {
             Ok(()) => {
+                if padded {
+                    self.pad_request(&mut buf, &dst_addr, max);
+                }
+                self.guard.spend(&dst_addr, buf.len());
                 self.metrics.datagrams_out += 1;
                 self.metrics.bytes_out += buf.len() as u64;
                 runtime.send_to(header.dst, &buf);
+                Ok(())
+            }
+            // Over what an unproven source's datagram allows.
+            Err(Error::HeaderTooLarge { .. }) if max < full => {
+                self.metrics.replies_limited += 1;
                 Ok(())
             }
             // A peer with an identity too large to answer: noise, not an error.
@@ -288,10 +306,30 @@ where
         result
     }
 
+    /// Pads a request so that the answer it asks for is not cut short (see
+    /// `guard`), with the shortest padding if `to` was proven by us (and so
+    /// most likely proved us too) or is recorded down or left (most likely
+    /// gone: if not, its first answer, cut short or not, starts a chain of
+    /// exchanges that brings the rest).
+    fn pad_request(&self, buf: &mut Vec<u8>, to: &T::Addr, max: usize) {
+        let gone = self.member(to).is_some_and(|m| !m.is_active());
+        let len = if gone || self.guard.is_proven(to) {
+            0
+        } else {
+            let third = self
+                .config
+                .max_packet_size
+                .div_ceil(super::AMPLIFICATION_FACTOR);
+            third.min(max)
+        };
+        wire::pad(buf, len);
+    }
+
     /// Emits the datagram: header, then the payload's items.
     fn build(
         &mut self,
         buf: &mut Vec<u8>,
+        max: usize,
         header: &Header<T>,
         payload: Payload<'_, T>,
     ) -> Result<(), Error> {
@@ -299,7 +337,6 @@ where
             Payload::Summary(sums, _) => sums,
             _ => &[],
         };
-        let max = self.config.max_packet_size;
         let mut w = Writer::new(buf, max, &mut self.codec, header, sums)?;
         let limit = self.config.max_transmissions(self.members.num_active() + 1);
         let to = &header.dst;

@@ -159,6 +159,7 @@ where
             Timer::ProbeRandomMember(token) => {
                 if claim(&mut self.chains.probe, token) {
                     self.sync_answers = 0;
+                    self.guard.new_period();
                     self.conclude_probe(runtime)
                         .and_then(|()| self.start_probe(runtime))
                 } else {
@@ -365,7 +366,9 @@ where
             );
             return;
         }
-        self.members.remove(pos);
+        if let Some(gone) = self.members.remove(pos) {
+            self.guard.forget(&gone.id().addr());
+        }
     }
 
     fn periodic_sync(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {

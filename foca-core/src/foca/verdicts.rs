@@ -63,6 +63,7 @@ where
                 .is_some_and(|m| m.state() == State::Down)
             {
                 self.members.remove(pos);
+                self.guard.forget(&addr);
                 runtime.cancel(&TimerKey::Removal(addr));
                 self.metrics.verdicts_withdrawn += 1;
             }

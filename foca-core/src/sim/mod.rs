@@ -142,6 +142,8 @@ where
     open_crashes: BTreeMap<u32, (usize, BTreeSet<u32>)>,
     false_positives: u64,
     trackers: Trackers<T, C, R, B, E>,
+    /// Bytes sent to addresses no member has.
+    strangers: BTreeMap<T::Addr, u64>,
     accuracy: Vec<AccuracySample>,
     /// `(receiver, sender)` of the datagrams sent since the last read-ahead,
     /// and of those read ahead last time (see [`Sim::read_ahead`]).
@@ -185,6 +187,7 @@ where
             open_crashes: BTreeMap::new(),
             false_positives: 0,
             trackers: Vec::new(),
+            strangers: BTreeMap::new(),
             accuracy: Vec::new(),
             sent_recently: Vec::with_capacity(READ_AHEAD),
             sent_before: Vec::with_capacity(READ_AHEAD),
@@ -357,6 +360,29 @@ where
         // Into a set of links: the map's order does not matter.
         let others: Vec<T::Addr> = self.index.keys().filter(|a| *a != addr).cloned().collect();
         self.partition(core::slice::from_ref(addr), &others);
+    }
+
+    /// Delivers `data` to the member at `to` now, as if it came from
+    /// `from`: any address, a member's or not (a rogue's datagram, with its
+    /// source forged or not). Its answers go out as usual; those to
+    /// addresses no member has are counted in
+    /// [`sent_to_strangers`](Self::sent_to_strangers). Returns false if no
+    /// running member is at `to`.
+    pub fn inject(&mut self, from: T::Addr, to: &T::Addr, data: &mut [u8]) -> bool {
+        let Some(n) = self.node_of(to).filter(|&n| self.hot[n as usize].up) else {
+            return false;
+        };
+        let endpoint = &mut self.nodes[n as usize].endpoint;
+        let _ = endpoint.handle_datagram(self.now, from, data);
+        self.after_event(n);
+        true
+    }
+
+    /// Bytes sent to each address no member has (in the envelope, as on
+    /// the wire), since the start: what a rogue made members send to a
+    /// third party.
+    pub fn sent_to_strangers(&self) -> &BTreeMap<T::Addr, u64> {
+        &self.strangers
     }
 
     /// Restores every blocked link.
@@ -719,6 +745,7 @@ where
         self.stats.digest = net::digest(self.stats.digest, sent_at, &data);
         let Some(to) = self.node_of(to) else {
             self.stats.blocked += 1;
+            *self.strangers.entry(to.clone()).or_default() += data.len() as u64;
             return;
         };
         if self.blocked.contains(&(from, to)) {
