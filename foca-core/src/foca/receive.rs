@@ -249,25 +249,7 @@ where
             Message::PingReq {
                 target,
                 probe_number,
-            } => {
-                let target_addr = target.addr();
-                if target_addr == own_addr || target_addr == src.addr() {
-                    return Ok(());
-                }
-                // Only members are pinged on another's behalf: anyone else
-                // would be a third party a forger aims our pings at.
-                let member = self.member(&target_addr);
-                if !member.is_some_and(|m| m.id() == &target && m.is_active()) {
-                    self.metrics.ping_requests_refused += 1;
-                    return Ok(());
-                }
-                let origin = src;
-                let ping = Message::IndirectPing {
-                    origin,
-                    probe_number,
-                };
-                self.send(&target, ping, runtime)
-            }
+            } => self.relay_ping_req(src, target, probe_number, runtime),
             Message::IndirectPing {
                 origin,
                 probe_number,
@@ -299,19 +281,49 @@ where
                 self.register_ack(&target, probe_number, true, runtime);
                 Ok(())
             }
-            Message::Announce => {
-                if !self.guard.allow_feed(&src.addr()) {
-                    self.metrics.feeds_limited += 1;
-                    return Ok(());
-                }
-                self.send_feed(&src, runtime)
-            }
+            Message::Announce => self.answer_announce(&src, runtime),
             // The update it carried was applied: if it was about us at our
             // incarnation, we refuted. Tell the sender right away.
             Message::TurnUndead => self.send(&src, Message::Announce, runtime),
             Message::Sync { reply } => self.answer_sync(&src, summary, reply, runtime),
             Message::Feed | Message::Gossip | Message::Broadcast => Ok(()),
         }
+    }
+
+    /// Pings `target` on `src`'s behalf (the helper's side of an indirect
+    /// probe), if `target` is an active member: anyone else would be a
+    /// third party a forger aims this member's pings at.
+    fn relay_ping_req(
+        &mut self,
+        src: T,
+        target: T,
+        probe_number: crate::ProbeNumber,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let target_addr = target.addr();
+        if target_addr == self.identity.addr() || target_addr == src.addr() {
+            return Ok(());
+        }
+        let member = self.member(&target_addr);
+        if !member.is_some_and(|m| m.id() == &target && m.is_active()) {
+            self.metrics.ping_requests_refused += 1;
+            return Ok(());
+        }
+        let ping = Message::IndirectPing {
+            origin: src,
+            probe_number,
+        };
+        self.send(&target, ping, runtime)
+    }
+
+    /// Answers an announce with a feed, at most `MAX_FEEDS_PER_SOURCE`
+    /// times per probe period to one address.
+    fn answer_announce(&mut self, src: &T, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        if !self.guard.allow_feed(&src.addr()) {
+            self.metrics.feeds_limited += 1;
+            return Ok(());
+        }
+        self.send_feed(src, runtime)
     }
 
     fn register_ack(
