@@ -8,6 +8,9 @@
 //! - when the crashed member was known down by all (within the suspicion
 //!   timeout and 3 periods).
 //!
+//! The same rogue then attacks 5 foca-tokio agents over real UDP sockets on
+//! loopback, on the wall clock (module `udp`, in `adversary/udp.rs`).
+//!
 //! Run: `cargo test -p foca-tests --test adversary -- --nocapture`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,11 +21,14 @@ use foca_codec::{Cipher, Envelope, Key, Keyring, PostcardCodec};
 use foca_core::sim::Sim;
 use foca_core::wire::{self, Writer};
 use foca_core::{
-    AMPLIFICATION_FACTOR, Command, Config, Endpoint, Foca, GenerationalId, Header, Member, Message,
-    NoCustomBroadcast, State,
+    AMPLIFICATION_FACTOR, Codec, Command, Config, Endpoint, Foca, GenerationalId, Header, Member,
+    Message, NoCustomBroadcast, State,
 };
 use rand::rngs::{StdRng, Xoshiro128PlusPlus};
 use rand::{RngExt, SeedableRng};
+
+#[path = "adversary/udp.rs"]
+mod udp;
 
 type Id = GenerationalId<u32>;
 type Net = Sim<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, NoCustomBroadcast, Envelope>;
@@ -118,24 +124,7 @@ impl Rogue {
             dst,
             message,
         };
-        let mut buf = Vec::new();
-        let sums = vec![0u16; 16];
-        let sums: &[u16] = if matches!(header.message, Message::Sync { .. }) {
-            &sums
-        } else {
-            &[]
-        };
-        let mut w = Writer::new(&mut buf, 1400, &mut self.codec, &header, sums).unwrap();
-        for r in records {
-            assert!(w.push_update(&mut self.codec, r).unwrap());
-        }
-        w.finish(0, &[]);
-        if wire::is_padded(&header.message) {
-            wire::pad(&mut buf, 0);
-        }
-        let mut out = Vec::new();
-        foca_core::Envelope::seal(&mut self.envelope, &buf, &mut out).unwrap();
-        out
+        forge(&mut self.codec, &mut self.envelope, &header, records)
     }
 
     /// Sends `datagram` to member `to`, from address `from`.
@@ -143,6 +132,34 @@ impl Rogue {
         self.bytes += datagram.len() as u64;
         net.inject(from, &to, &mut datagram);
     }
+}
+
+/// A datagram with `header` and `records`, built as any member would build
+/// it (requests with the shortest padding) and sealed with `envelope`.
+fn forge<T, C: Codec<T>>(
+    codec: &mut C,
+    envelope: &mut Envelope,
+    header: &Header<T>,
+    records: &[Member<T>],
+) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let sums = vec![0u16; 16];
+    let sums: &[u16] = if matches!(header.message, Message::Sync { .. }) {
+        &sums
+    } else {
+        &[]
+    };
+    let mut w = Writer::new(&mut buf, 1400, codec, header, sums).unwrap();
+    for r in records {
+        assert!(w.push_update(codec, r).unwrap());
+    }
+    w.finish(0, &[]);
+    if wire::is_padded(&header.message) {
+        wire::pad(&mut buf, 0);
+    }
+    let mut out = Vec::new();
+    foca_core::Envelope::seal(envelope, &buf, &mut out).unwrap();
+    out
 }
 
 /// What an attack did to the cluster.
