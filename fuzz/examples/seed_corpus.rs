@@ -8,7 +8,10 @@
 //! - `handle_data`: datagrams for member 7000, raw and in a plain envelope;
 //! - `open_envelope`: the same payloads sealed in every mode;
 //! - `decode_postcard`: the raw postcard datagrams and single updates;
-//! - `decode_bincode`: the hand-built datagrams framed with bincode.
+//! - `decode_bincode`: the hand-built datagrams framed with bincode;
+//! - `endpoint_sequence`: seeded pseudo-random inputs of 256 to 4,096
+//!   bytes, both variants (any bytes decode to a sequence of operations;
+//!   long ones give libFuzzer long sequences from the start).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,8 @@ use foca_fuzz::{
     CIPHERS, Id, cluster_datagrams, encrypted_envelope, handmade_datagrams, known_members,
     plain_envelope,
 };
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     fs::write(dir.join(name), bytes).expect("writing a corpus file");
@@ -31,6 +36,7 @@ fn main() {
         "open_envelope",
         "decode_postcard",
         "decode_bincode",
+        "endpoint_sequence",
     ];
     for d in dirs {
         fs::create_dir_all(root.join(d)).expect("creating the corpus directory");
@@ -84,6 +90,19 @@ fn main() {
         write(
             &root.join("decode_bincode"),
             &format!("member-{i:03}"),
+            &bytes,
+        );
+    }
+
+    let mut rng = StdRng::seed_from_u64(0x5EED);
+    for i in 0..32u8 {
+        let mut bytes = vec![0u8; 256 << (i % 5)];
+        rng.fill_bytes(&mut bytes);
+        // The first byte picks the variant: even plain, odd sealed.
+        bytes[0] = i;
+        write(
+            &root.join("endpoint_sequence"),
+            &format!("random-{i:03}"),
             &bytes,
         );
     }

@@ -13,7 +13,7 @@ use foca_core::testing::NoEnvelope;
 use foca_core::wire::{Writer, put_item};
 use foca_core::{
     Codec, Command, Config, Endpoint, Foca, GenerationalId, Header, MAX_PACKET_SIZE, Member,
-    Message, Notification, Runtime, State, Timer,
+    Message, NoCustomBroadcast, Notification, Runtime, State, Timer,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -139,6 +139,44 @@ pub fn fuzzed_member() -> Fuzzed {
     foca.apply_many(known_members(), &mut Recorder::default())
         .expect("applying known members");
     foca
+}
+
+/// The endpoint fed by `endpoint_sequence`: a [`Fuzzed`] member behind a
+/// `foca_codec::Envelope`.
+pub type FuzzedEndpoint = Endpoint<Id, PostcardCodec<Id>, StdRng, NoCustomBroadcast, Envelope>;
+
+/// The members `endpoint_sequence` installs with `Command::Restore` (not
+/// disseminated), besides the [`known_members`] it applies: a live one, and
+/// a dead one at another IP with the port of a known member.
+pub fn restored_members() -> Vec<Member<Id>> {
+    vec![
+        Member::alive(id(7007), 2),
+        Member::new(
+            GenerationalId::new(SocketAddr::from(([10, 0, 0, 1], 7001)), 1),
+            0,
+            State::Down,
+        ),
+    ]
+}
+
+/// The endpoint of `endpoint_sequence`: `127.0.0.1:7000#1` sealing with
+/// `envelope`, at time zero, with [`known_members`] applied and
+/// [`restored_members`] restored. What the setup queued (transmits,
+/// events) is left for the caller to drain.
+pub fn fuzzed_endpoint(envelope: Envelope) -> FuzzedEndpoint {
+    let foca = Foca::new(
+        id(SELF_PORT),
+        config(),
+        StdRng::seed_from_u64(7),
+        PostcardCodec::new(),
+    )
+    .expect("valid config");
+    let mut ep = Endpoint::new(foca, envelope, Duration::ZERO).expect("fits");
+    ep.command(Duration::ZERO, Command::Apply(known_members()))
+        .expect("applying known members");
+    ep.command(Duration::ZERO, Command::Restore(restored_members()))
+        .expect("restoring members");
+    ep
 }
 
 /// The member table, in a canonical order.
