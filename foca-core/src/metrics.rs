@@ -95,6 +95,10 @@ pub struct Metrics {
     /// else and passed straight to that member, so it refutes at once if
     /// they are wrong.
     pub verdicts_forwarded: u64,
+    /// Renames of a member held active, heard from someone else, checked
+    /// with a ping to the identity held (applied only when the new
+    /// identity answers for itself).
+    pub renames_checked: u64,
     /// Hearsay ignored because it raised a known member's incarnation (or
     /// this one's) by more than `Config::max_incarnation_step`.
     pub hearsay_ignored: u64,

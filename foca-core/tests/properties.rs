@@ -444,7 +444,10 @@ fn run_ops(ops: &[Op], seed: u64) -> Result<foca_core::Metrics, TestCaseError> {
             Op::Apply(updates) => {
                 // No datagram is built between these calls, so every distinct
                 // key queued beyond the bound must have cost a counted drop.
-                let dropped = ep.foca().metrics().updates_dropped;
+                // Coming back from having no live peer withdraws this
+                // member's own verdicts, and their queued news with them:
+                // gone, but not dropped.
+                let before = ep.foca().metrics();
                 let mut queued = BTreeSet::new();
                 for u in updates {
                     if apply_one(&mut ep, now, u)? {
@@ -452,13 +455,16 @@ fn run_ops(ops: &[Op], seed: u64) -> Result<foca_core::Metrics, TestCaseError> {
                     }
                     check_bounds(&ep)?;
                 }
-                let lost = ep.foca().metrics().updates_dropped - dropped;
+                let after = ep.foca().metrics();
+                let lost = after.updates_dropped - before.updates_dropped;
+                let withdrawn = after.verdicts_withdrawn - before.verdicts_withdrawn;
                 prop_assert!(
-                    lost >= queued.len().saturating_sub(cap_updates) as u64,
-                    "{} keys queued, bound {}, {} counted drops",
+                    lost + withdrawn >= queued.len().saturating_sub(cap_updates) as u64,
+                    "{} keys queued, bound {}, {} counted drops, {} withdrawn",
                     queued.len(),
                     cap_updates,
-                    lost
+                    lost,
+                    withdrawn
                 );
             }
             Op::AddBroadcasts(items) => {

@@ -353,8 +353,6 @@ fn fake_members_at_a_third_partys_address() {
 }
 
 #[test]
-#[ignore = "open (issue 12): a forged identity with the highest generation wins the \
-            address conflict, and the real member is dropped as a stale identity"]
 fn forged_rename_at_the_highest_generation() {
     each_mode("renamed to generation u32::MAX", |net, rogue, tick| {
         let records = [Member::alive(GenerationalId::new(TARGET, u32::MAX), 0)];

@@ -112,6 +112,10 @@ where
             }
             false
         } else if news.id().win_addr_conflict(current.id()) {
+            if origin.hearsay && current.is_active() {
+                let held = current.id().clone();
+                return self.confirm_rename(held, runtime);
+            }
             true
         } else {
             return Ok(());
@@ -131,6 +135,22 @@ where
             self.notify_verdict(news, origin.budget, runtime)?;
         }
         Ok(())
+    }
+
+    /// Someone else says a member held active restarted as a new identity.
+    /// A forger could say so too, and a winning identity it made up would
+    /// shut the real member out (its datagrams taken as a stale identity's).
+    /// So ask the address instead of believing it: a ping to the identity
+    /// held is answered by a restarted member with its new record (see
+    /// `Foca::vet`), which is its own word and applied; by the member
+    /// still running, with an ack, and the rename is never applied. One
+    /// ping per address per probe period.
+    fn confirm_rename(&mut self, held: T, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        if !self.guard.start_check(held.addr()) {
+            return Ok(());
+        }
+        self.metrics.renames_checked += 1;
+        self.send_records(&held, Message::Ping(0), &[], runtime)
     }
 
     /// Whether hearsay taking a member from incarnation `known` to `told`

@@ -43,6 +43,10 @@ pub const MAX_FEEDS_PER_SOURCE: u8 = 2;
 /// [`AMPLIFICATION_FACTOR`] unless authenticated).
 const FEED_SOURCES_COUNTED: usize = 256;
 
+/// Most renames heard from others checked per probe period (one ping
+/// each); the rest wait for the news to come again.
+const RENAME_CHECKS_PER_PERIOD: usize = 256;
+
 /// The datagram being handled.
 struct Inbound<A> {
     from: A,
@@ -58,6 +62,9 @@ pub(super) struct Guard<A> {
     proven: HashSet<A, FixedState>,
     inbound: Option<Inbound<A>>,
     feeds: Vec<(A, u8)>,
+    /// Addresses pinged this probe period to check a rename heard from
+    /// others (see `Foca::confirm_rename`).
+    checks: Vec<A>,
 }
 
 impl<A: Clone + Eq + core::hash::Hash> Guard<A> {
@@ -66,6 +73,7 @@ impl<A: Clone + Eq + core::hash::Hash> Guard<A> {
             proven: HashSet::with_hasher(FixedState::with_seed(seed)),
             inbound: None,
             feeds: Vec::new(),
+            checks: Vec::new(),
         }
     }
 
@@ -152,8 +160,20 @@ impl<A: Clone + Eq + core::hash::Hash> Guard<A> {
         true
     }
 
-    /// A new probe period: feed counts start over.
+    /// Whether `addr` may be pinged to check a rename now (and counts
+    /// it): once per address, and at most [`RENAME_CHECKS_PER_PERIOD`]
+    /// addresses, per probe period.
+    pub(super) fn start_check(&mut self, addr: A) -> bool {
+        if self.checks.len() >= RENAME_CHECKS_PER_PERIOD || self.checks.contains(&addr) {
+            return false;
+        }
+        self.checks.push(addr);
+        true
+    }
+
+    /// A new probe period: feed counts and rename checks start over.
     pub(super) fn new_period(&mut self) {
         self.feeds.clear();
+        self.checks.clear();
     }
 }
