@@ -99,6 +99,14 @@ pub struct Metrics {
     /// with a ping to the identity held (applied only when the new
     /// identity answers for itself).
     pub renames_checked: u64,
+    /// Members not in the table, alive or suspect by others' news, pinged
+    /// instead of believed (they are added when they answer for
+    /// themselves).
+    pub newcomers_checked: u64,
+    /// Members not in the table, alive or suspect by others' news, neither
+    /// believed nor pinged: over the bound on checks (see
+    /// `newcomers_checked`); the news will come again.
+    pub newcomers_unchecked: u64,
     /// Hearsay ignored because it raised a known member's incarnation (or
     /// this one's) by more than `Config::max_incarnation_step`.
     pub hearsay_ignored: u64,

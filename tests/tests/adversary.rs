@@ -337,8 +337,6 @@ fn forged_verdicts_about_a_live_member_are_refuted() {
 }
 
 #[test]
-#[ignore = "open (issue 12): fake members at a third party's ports are disseminated and \
-            probed by every member, and fill the table; measured, not yet bounded"]
 fn fake_members_at_a_third_partys_address() {
     // Records of members that do not exist, at the victim's ports: every
     // member that learns of them would probe them.

@@ -90,6 +90,9 @@ where
             return self.apply_to_self(news, origin.hearsay, runtime);
         }
         let Some(pos) = self.members.find(&addr) else {
+            if origin.hearsay && news.is_active() && self.guard.source().is_some() {
+                return self.check_newcomer(news.into_id(), runtime);
+            }
             return self.insert_member(news, origin.disseminate, runtime);
         };
         let Some(current) = self.members.get(pos) else {
@@ -146,11 +149,33 @@ where
     /// still running, with an ack, and the rename is never applied. One
     /// ping per address per probe period.
     fn confirm_rename(&mut self, held: T, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
-        if !self.guard.start_check(held.addr()) {
+        if !self.start_check(&held) {
             return Ok(());
         }
         self.metrics.renames_checked += 1;
         self.send_records(&held, Message::Ping(0), &[], runtime)
+    }
+
+    /// Someone else told of a member not in the table. It may not exist
+    /// (news made up at a third party's address, which every member would
+    /// then spread and probe), so it is pinged, not believed: if it
+    /// exists it answers, and its answer is its own word, which adds it.
+    /// Bounded like rename checks (see `Guard::start_check`).
+    fn check_newcomer(&mut self, told: T, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        if !self.start_check(&told) {
+            self.metrics.newcomers_unchecked += 1;
+            return Ok(());
+        }
+        self.metrics.newcomers_checked += 1;
+        self.send_records(&told, Message::Ping(0), &[], runtime)
+    }
+
+    /// Counts a check of `id` if it may be made now (see
+    /// `Guard::start_check`).
+    fn start_check(&mut self, id: &T) -> bool {
+        let cost = self.header_size + crate::wire::SECTION_COUNTS;
+        self.guard
+            .start_check(id.addr(), cost, self.config.max_members)
     }
 
     /// Whether hearsay taking a member from incarnation `known` to `told`

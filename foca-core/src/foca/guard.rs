@@ -43,9 +43,10 @@ pub const MAX_FEEDS_PER_SOURCE: u8 = 2;
 /// [`AMPLIFICATION_FACTOR`] unless authenticated).
 const FEED_SOURCES_COUNTED: usize = 256;
 
-/// Most renames heard from others checked per probe period (one ping
-/// each); the rest wait for the news to come again.
-const RENAME_CHECKS_PER_PERIOD: usize = 256;
+/// Fewest checks (of a rename or of a new member heard from others, one
+/// ping each) per probe period; the bound is `max_members / 2` when that
+/// is more. The rest wait for the news to come again.
+const MIN_CHECKS_PER_PERIOD: usize = 256;
 
 /// The datagram being handled.
 struct Inbound<A> {
@@ -55,6 +56,13 @@ struct Inbound<A> {
     allowance: Option<usize>,
     /// The envelope's overhead, added to each datagram sent.
     overhead: usize,
+    /// Bytes of checks (pings to members it told of) it may still cause,
+    /// proven or not: what a check costs is charged to whoever asked for
+    /// it, so news of members that do not exist, at a third party's
+    /// addresses, gets that third party at most 3× the news' bytes.
+    checks: usize,
+    /// Checks it caused.
+    checked: usize,
 }
 
 /// The source-related state of a member (see the module docs).
@@ -85,6 +93,8 @@ impl<A: Clone + Eq + core::hash::Hash> Guard<A> {
             from,
             allowance,
             overhead,
+            checks: wire_len.saturating_mul(AMPLIFICATION_FACTOR),
+            checked: 0,
         });
     }
 
@@ -160,15 +170,37 @@ impl<A: Clone + Eq + core::hash::Hash> Guard<A> {
         true
     }
 
-    /// Whether `addr` may be pinged to check a rename now (and counts
-    /// it): once per address, and at most [`RENAME_CHECKS_PER_PERIOD`]
-    /// addresses, per probe period.
-    pub(super) fn start_check(&mut self, addr: A) -> bool {
-        if self.checks.len() >= RENAME_CHECKS_PER_PERIOD || self.checks.contains(&addr) {
+    /// Whether `addr` may be pinged now to check news about it heard from
+    /// others, with a ping of `cost` bytes on the wire (payload and
+    /// envelope), and counts it: once per address per probe period, at
+    /// most `max(256, max_members / 2)` a period, and within 3× the bytes
+    /// of the datagram that told of it.
+    pub(super) fn start_check(&mut self, addr: A, cost: usize, max_members: usize) -> bool {
+        let limit = MIN_CHECKS_PER_PERIOD.max(max_members / 2);
+        if self.checks.len() >= limit || self.checks.contains(&addr) {
             return false;
+        }
+        if let Some(inbound) = &mut self.inbound {
+            let cost = cost + inbound.overhead;
+            // The ping must also fit what an unproven source's datagram
+            // allows (sending it spends that).
+            let fits = match inbound.allowance {
+                Some(left) if !self.proven.contains(&addr) => left >= cost,
+                _ => true,
+            };
+            if !fits || inbound.checks < cost {
+                return false;
+            }
+            inbound.checks -= cost;
+            inbound.checked += 1;
         }
         self.checks.push(addr);
         true
+    }
+
+    /// How many checks the datagram being handled caused so far.
+    pub(super) fn checked(&self) -> usize {
+        self.inbound.as_ref().map_or(0, |i| i.checked)
     }
 
     /// A new probe period: feed counts and rename checks start over.

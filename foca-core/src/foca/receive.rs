@@ -190,7 +190,7 @@ where
             };
             self.merge(update, origin, runtime)?;
         }
-        if self.members.len() > known {
+        if self.members.len() > known || self.guard.checked() > 0 {
             self.follow_up(&src, &message, runtime)?;
         }
         for item in broadcasts {
@@ -223,8 +223,15 @@ where
             Message::Sync { reply: true } => Message::Sync { reply: false },
             _ => return Ok(()),
         };
-        self.send_to_random(Pool::Active, 1, |m| m.id() != src, || next.clone(), runtime)
-            .map(drop)
+        let sent =
+            self.send_to_random(Pool::Active, 1, |m| m.id() != src, || next.clone(), runtime)?;
+        if sent == 0 && matches!(next, Message::Announce) {
+            // Nobody else known yet (the members it told of are being
+            // checked): ask the same member again; feeds are random
+            // samples, and members already checked are not checked again.
+            return self.send(src, next, runtime);
+        }
+        Ok(())
     }
 
     /// Answers the request a message carries.
