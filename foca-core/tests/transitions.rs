@@ -830,6 +830,52 @@ fn a_rename_heard_from_others_is_checked_with_the_address_first() {
 }
 
 #[test]
+fn a_member_heard_of_from_others_is_pinged_and_added_when_it_answers() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    rt.clear();
+    // Member 2 (from its own address) tells of member 7: not believed.
+    let news = [Member::alive(id(7), 3)];
+    let told = datagram(id(2), 0, Message::Gossip, &news);
+    f.handle_data_from(&told, 2, false, &mut rt).unwrap();
+    assert!(f.member(&7).is_none(), "not added on hearsay");
+    let m = rt.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].0, id(7));
+    assert!(matches!(m[0].1.message, Message::Ping(_)));
+    assert!(m[0].2.is_empty(), "a bare ping");
+    assert!(m[0].1.src == me());
+    assert_eq!(f.metrics().newcomers_checked, 1);
+    // It answers for itself: added, at the incarnation it gives.
+    let ack = datagram(id(7), 3, Message::Ack(0), &[]);
+    f.handle_data_from(&ack, 7, false, &mut rt).unwrap();
+    assert_eq!(state_of(&f, 7), Some((1, 3, State::Alive)));
+    // Without a known source (the plain callback API), hearsay is believed.
+    let (mut g, mut rt) = (foca(), Rec::default());
+    g.handle_data(&told, &mut rt).unwrap();
+    assert_eq!(state_of(&g, 7), Some((1, 3, State::Alive)));
+}
+
+#[test]
+fn checks_cost_at_most_three_times_the_news_that_asked_for_them() {
+    // One datagram telling of 80 members that do not exist: the pings
+    // checking them total at most 3x its bytes.
+    let (mut f, mut rt) = (foca(), Rec::default());
+    let fakes: Vec<_> = (100..180).map(|a| Member::alive(id(a), 0)).collect();
+    let told = datagram(id(2), 0, Message::Gossip, &fakes);
+    f.handle_data_from(&told, 2, false, &mut rt).unwrap();
+    let to_fakes: usize = rt
+        .sent
+        .iter()
+        .filter(|(to, _)| *to.address() >= 100)
+        .map(|(_, d)| d.len())
+        .sum();
+    assert!(to_fakes > 0);
+    assert!(to_fakes <= 3 * told.len(), "{to_fakes} for {}", told.len());
+    assert_eq!(f.num_members(), 1, "only the sender");
+}
+
+#[test]
 fn a_ping_request_for_a_stranger_is_refused() {
     // A forger names a third party as the target: pinging it for them
     // would aim this member's datagrams at anyone.
