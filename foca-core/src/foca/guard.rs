@@ -20,6 +20,12 @@
 //!   long-running cluster pads almost nothing.
 //! - An address gets at most [`MAX_FEEDS_PER_SOURCE`] feeds per probe
 //!   period, proven or not.
+//! - News from others of a member not in the table, or of a member held
+//!   active under a new identity (a restart), is checked with a ping
+//!   instead of believed: made-up members at a third party's addresses
+//!   would otherwise be spread and probed by every member. The pings one
+//!   datagram causes total at most [`AMPLIFICATION_FACTOR`] times its
+//!   bytes, proven source or not.
 //!
 //! Only [`Foca::handle_data_from`](super::Foca::handle_data_from) (which the
 //! [`Endpoint`](crate::Endpoint) calls) knows a datagram's source; through
@@ -70,9 +76,9 @@ pub(super) struct Guard<A> {
     proven: HashSet<A, FixedState>,
     inbound: Option<Inbound<A>>,
     feeds: Vec<(A, u8)>,
-    /// Addresses pinged this probe period to check a rename heard from
-    /// others (see `Foca::confirm_rename`).
-    checks: Vec<A>,
+    /// Addresses pinged this probe period to check news heard from others
+    /// (see `Foca::check_newcomer` and `Foca::confirm_rename`).
+    checks: HashSet<A, FixedState>,
 }
 
 impl<A: Clone + Eq + core::hash::Hash> Guard<A> {
@@ -81,7 +87,7 @@ impl<A: Clone + Eq + core::hash::Hash> Guard<A> {
             proven: HashSet::with_hasher(FixedState::with_seed(seed)),
             inbound: None,
             feeds: Vec::new(),
-            checks: Vec::new(),
+            checks: HashSet::with_hasher(FixedState::with_seed(seed.rotate_left(16))),
         }
     }
 
@@ -194,7 +200,7 @@ impl<A: Clone + Eq + core::hash::Hash> Guard<A> {
             inbound.checks -= cost;
             inbound.checked += 1;
         }
-        self.checks.push(addr);
+        self.checks.insert(addr);
         true
     }
 
