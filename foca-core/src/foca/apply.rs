@@ -105,7 +105,9 @@ where
                     && news.incarnation() == current.incarnation();
                 if origin.disseminate && contradicted {
                     let record = current.clone();
-                    return self.resend_verdict(record, origin.budget, runtime);
+                    let left = &mut origin.budget.verdicts;
+                    let count = |m: &mut crate::Metrics| m.verdicts_resent += 1;
+                    return self.tell_subject(record, left, count, runtime);
                 }
                 return Ok(());
             }
@@ -135,7 +137,9 @@ where
         // so that if the news was wrong (forged, or stale) it refutes within
         // a round trip instead of whenever the news reaches it.
         if origin.hearsay && old.state() == State::Alive && !news.is_active() && !renamed {
-            self.notify_verdict(news, origin.budget, runtime)?;
+            let left = &mut origin.budget.notices;
+            let count = |m: &mut crate::Metrics| m.verdicts_forwarded += 1;
+            self.tell_subject(news, left, count, runtime)?;
         }
         Ok(())
     }
@@ -184,39 +188,25 @@ where
         told > known.saturating_add(self.config.max_incarnation_step)
     }
 
-    /// Others still see a member alive at the incarnation we declared it
-    /// down at: it may never have heard our verdict (we were cut off when
-    /// we made it). Tell it directly, so it refutes; a bounded number per
-    /// datagram received, so a feed full of such members cannot set off a
-    /// storm.
-    fn resend_verdict(
+    /// Sends `record`, a verdict, straight to the member it is about, so
+    /// that it refutes if the verdict is wrong, while `left` (a per-datagram
+    /// share of the [`Budget`]) allows: a feed full of verdicts cannot set
+    /// off a storm. `count` counts it. Used for our own verdicts others
+    /// still contradict (the member may never have heard them: we were cut
+    /// off when we made them) and for verdicts heard from others about a
+    /// member we hold alive (see [`Foca::merge`]).
+    fn tell_subject(
         &mut self,
         record: Member<T>,
-        budget: &mut Budget,
+        left: &mut u8,
+        count: impl FnOnce(&mut crate::Metrics),
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        if budget.verdicts == 0 {
+        if *left == 0 {
             return Ok(());
         }
-        budget.verdicts -= 1;
-        self.metrics.verdicts_resent += 1;
-        let to = record.id().clone();
-        self.send_records(&to, Message::TurnUndead, &[record], runtime)
-    }
-
-    /// Tells a member of a verdict about it heard from someone else (see
-    /// [`Foca::merge`]); a bounded number per datagram received.
-    fn notify_verdict(
-        &mut self,
-        record: Member<T>,
-        budget: &mut Budget,
-        runtime: &mut impl Runtime<T>,
-    ) -> Result<(), Error> {
-        if budget.notices == 0 {
-            return Ok(());
-        }
-        budget.notices -= 1;
-        self.metrics.verdicts_forwarded += 1;
+        *left -= 1;
+        count(&mut self.metrics);
         let to = record.id().clone();
         self.send_records(&to, Message::TurnUndead, &[record], runtime)
     }
