@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! plain:   | magic "FC" | version | mode 0 | cluster tag (4) | payload ...            | CRC32C (4) |
-//! sealed:  | magic "FC" | version | mode m | cluster tag (4) | key id (4) | nonce (n) | ciphertext ... | tag (16) |
+//! sealed:  | magic "FC" | version | mode m | cluster tag (4) | key id (4) | sequence (8) | nonce (n) | ciphertext ... | tag (16) |
 //! ```
 //!
 //! - **magic** (2 bytes, `FC`): tells foca traffic from anything else.
@@ -28,9 +28,11 @@
 //!   catches corruption ([`OpenError::ChecksumMismatch`]). It is not
 //!   protection against an attacker: use a sealed mode for that.
 //! - **sealed**: the key id is in the clear, so the receiver picks the key
-//!   directly instead of trying each; everything before the ciphertext, and
-//!   the label, is authenticated as associated data. See `Keyring`
-//!   (feature `encryption`) for nonces and rotation.
+//!   directly instead of trying each; so is the sender's sequence number,
+//!   which the core checks against its window for that sender to refuse
+//!   replays. Everything before the ciphertext, and the label, is
+//!   authenticated as associated data. See `Keyring` (feature `encryption`)
+//!   for nonces, sequence numbers and rotation.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -362,7 +364,7 @@ impl Envelope {
     }
 
     /// Bytes the envelope adds to a payload: 12 plain; with a keyring,
-    /// 40 (12-byte nonces) or 52 (XChaCha20's 24-byte nonces), the most of
+    /// 48 (12-byte nonces) or 60 (XChaCha20's 24-byte nonces), the most of
     /// any installed key (whichever is primary).
     pub fn overhead(&self) -> usize {
         #[cfg(feature = "encryption")]
@@ -615,14 +617,20 @@ impl foca_core::Envelope for Envelope {
 
     fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Result<foca_core::Opened<'a>, Refusal> {
         let mode = datagram.get(3).copied();
+        #[cfg(feature = "encryption")]
+        let sequence = crate::keyring::sequence_of(datagram);
         let payload = Envelope::open_in_place(self, datagram).map_err(OpenError::refusal)?;
         // Opened, so the header was there: a mode other than plain was
-        // authenticated by a key of the ring.
-        Ok(if mode == Some(MODE_PLAIN) {
-            foca_core::Opened::plain(payload)
-        } else {
-            foca_core::Opened::authenticated(payload)
-        })
+        // authenticated by a key of the ring, sequence number included.
+        if mode == Some(MODE_PLAIN) {
+            return Ok(foca_core::Opened::plain(payload));
+        }
+        #[cfg(feature = "encryption")]
+        if let Some((key, number)) = sequence {
+            let sequence = foca_core::Sequence { key, number };
+            return Ok(foca_core::Opened::sequenced(payload, sequence));
+        }
+        Ok(foca_core::Opened::authenticated(payload))
     }
 
     fn rejections(&self) -> Rejections {

@@ -13,7 +13,7 @@
 //! another), sealing with B adds 12 bytes more: payloads sized for A's
 //! overhead may no longer fit once B is primary. Lower the core's
 //! `max_packet_size` to the new [`Envelope::max_payload`] before step 2, or
-//! size it for 52 bytes of overhead from the start.
+//! size it for 60 bytes of overhead from the start.
 //!
 //! [`Envelope::max_payload`]: crate::Envelope::max_payload
 //!
@@ -33,6 +33,28 @@
 //! datagrams each under one key: below 10⁻⁵), and negligible (`/ 2^192`)
 //! with XChaCha20-Poly1305, the mode to pick when in doubt. Rotating keys
 //! resets the exposure.
+//!
+//! # Replays are refused
+//! Every sealed datagram also carries a 64-bit sequence number in the
+//! clear, authenticated with the rest of the header: the keyring's, raised
+//! by one per seal. It is kept apart from the nonce, so that it can rise
+//! across restarts without weakening the nonce's randomness: with `std` it
+//! starts at the wall clock's nanoseconds since the Unix epoch when the
+//! keyring is created (a restarted member starts above every number it
+//! used before, unless its clock went back by more than it was down, or it
+//! sealed more than one datagram per nanosecond); without `std` it starts
+//! at 0 unless [`Keyring::starting_at`] says otherwise. Receivers refuse a
+//! number they have seen from the same sender under the same key, and one
+//! too old to tell (see `foca_core::Sequence`). A device without a clock
+//! keeps its numbers rising by renewing its identity at each boot (a
+//! `GenerationalId` with a boot counter): a new identity has a new window.
+//!
+//! What a key holder can still do: anything a member can. It can seal
+//! datagrams with any sender identity and any number, so it can claim
+//! another member's identity (its datagrams are then checked only against
+//! the claimed source address, see `Config::check_source`), or burn a
+//! member's window by sealing a high number in its name. Keys are for
+//! members only; a member that is not trusted must not hold one.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -56,6 +78,9 @@ pub const MAX_KEYS: usize = 16;
 pub const TAG_LEN: usize = 16;
 
 const KEY_ID_LEN: usize = 4;
+
+/// Bytes of the sequence number in a sealed datagram.
+pub const SEQUENCE_LEN: usize = 8;
 
 /// The authenticated ciphers available. The default is
 /// XChaCha20-Poly1305: its 192-bit random nonce ranges never meet, even
@@ -99,6 +124,32 @@ impl Cipher {
             _ => None,
         }
     }
+}
+
+/// Where a keyring's sequence numbers start: the wall clock in
+/// nanoseconds since the Unix epoch with `std`, 0 without.
+fn clock_start() -> u64 {
+    #[cfg(feature = "std")]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        0
+    }
+}
+
+/// The key id and sequence number of a sealed datagram whose header has
+/// been checked: `None` if too short to hold them.
+pub(crate) fn sequence_of(datagram: &[u8]) -> Option<(KeyId, u64)> {
+    let fields = datagram.get(HEADER_LEN..HEADER_LEN + KEY_ID_LEN + SEQUENCE_LEN)?;
+    let (id, number) = fields.split_first_chunk::<KEY_ID_LEN>()?;
+    Some((
+        KeyId::from_be_bytes(*id),
+        u64::from_be_bytes(number.try_into().ok()?),
+    ))
 }
 
 pub(crate) fn is_sealed_mode(mode: u8) -> bool {
@@ -262,6 +313,8 @@ pub struct Keyring {
     primary: KeyId,
     /// 192-bit big-endian nonce counter.
     counter: [u8; 24],
+    /// The last sequence number sealed.
+    sequence: u64,
 }
 
 impl fmt::Debug for Keyring {
@@ -289,7 +342,22 @@ impl Keyring {
             }],
             primary: id,
             counter,
+            sequence: clock_start(),
         }
+    }
+
+    /// Starts the sequence numbers this keyring seals with above `number`
+    /// (for devices that keep a count across restarts; with `std` the
+    /// default is the wall clock, see the [module docs](self)). Receivers
+    /// refuse numbers below the window of those they saw from this member.
+    pub fn starting_at(mut self, number: u64) -> Self {
+        self.sequence = number;
+        self
+    }
+
+    /// The last sequence number sealed (or the start, before any seal).
+    pub fn sequence(&self) -> u64 {
+        self.sequence
     }
 
     /// Installs `key` as `id`: accepted at once, sealed with only once made
@@ -357,7 +425,7 @@ impl Keyring {
 
     /// Bytes sealing with the primary key adds after the envelope header.
     pub(crate) fn primary_overhead(&self) -> usize {
-        KEY_ID_LEN + self.primary_slot().cipher.nonce_len() + TAG_LEN
+        KEY_ID_LEN + SEQUENCE_LEN + self.primary_slot().cipher.nonce_len() + TAG_LEN
     }
 
     /// The most bytes sealing adds after the envelope header, whichever
@@ -369,7 +437,7 @@ impl Keyring {
             .map(|s| s.cipher.nonce_len())
             .max()
             .unwrap_or(24);
-        KEY_ID_LEN + nonce + TAG_LEN
+        KEY_ID_LEN + SEQUENCE_LEN + nonce + TAG_LEN
     }
 
     fn next_nonce(&mut self) -> [u8; 24] {
@@ -382,8 +450,8 @@ impl Keyring {
         self.counter
     }
 
-    /// `out` holds the envelope header; appends key id, nonce, ciphertext
-    /// and tag.
+    /// `out` holds the envelope header; appends key id, sequence number,
+    /// nonce, ciphertext and tag.
     pub(crate) fn seal(
         &mut self,
         label: &[u8],
@@ -391,9 +459,14 @@ impl Keyring {
         out: &mut Vec<u8>,
     ) -> Result<(), SealError> {
         let counter = self.next_nonce();
+        // Saturates: after 2^64 seals numbers repeat and are refused,
+        // rather than start again below the window.
+        self.sequence = self.sequence.saturating_add(1);
+        let sequence = self.sequence;
         let slot = self.primary_slot();
         let nonce = &counter[24 - slot.cipher.nonce_len()..];
         out.extend_from_slice(&slot.id.to_be_bytes());
+        out.extend_from_slice(&sequence.to_be_bytes());
         out.extend_from_slice(nonce);
         let prefix = out.len();
         let mut aad = Vec::with_capacity(prefix + label.len());
@@ -417,7 +490,7 @@ impl Keyring {
         datagram: &mut [u8],
     ) -> Result<core::ops::Range<usize>, OpenError> {
         let cipher = Cipher::from_mode(mode).ok_or(OpenError::UnknownMode(mode))?;
-        let prefix = HEADER_LEN + KEY_ID_LEN + cipher.nonce_len();
+        let prefix = HEADER_LEN + KEY_ID_LEN + SEQUENCE_LEN + cipher.nonce_len();
         if datagram.len() < prefix + TAG_LEN {
             return Err(OpenError::Truncated);
         }
@@ -431,7 +504,7 @@ impl Keyring {
         let end = datagram.len() - TAG_LEN;
         let (head, rest) = datagram.split_at_mut(prefix);
         let (body, tag) = rest.split_at_mut(end - prefix);
-        let nonce = &head[HEADER_LEN + KEY_ID_LEN..];
+        let nonce = &head[HEADER_LEN + KEY_ID_LEN + SEQUENCE_LEN..];
         let mut aad = Vec::with_capacity(prefix + label.len());
         aad.extend_from_slice(head);
         aad.extend_from_slice(label);

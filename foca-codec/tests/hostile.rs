@@ -141,7 +141,7 @@ fn payloads() -> Vec<Vec<u8>> {
     for n in 1..=3u8 {
         let ep = common::endpoint(
             gid(n),
-            common::config(52),
+            common::config(60),
             PostcardCodec::new(),
             u64::from(n),
         );
@@ -200,7 +200,7 @@ fn predict(mode: Mode, accept_plaintext: bool, max: usize, d: &[u8]) -> OpenErro
         0 if d.len() < 12 => OpenError::Truncated,
         0 => OpenError::ChecksumMismatch,
         1..=3 if mode == Mode::Plain => OpenError::EncryptedWithoutKeys,
-        m @ 1..=3 if d.len() < 8 + 4 + nonce_len(m) + 16 => OpenError::Truncated,
+        m @ 1..=3 if d.len() < 8 + 4 + 8 + nonce_len(m) + 16 => OpenError::Truncated,
         1..=3 => {
             let id = u32::from_be_bytes(d[8..12].try_into().unwrap());
             if installed(mode).contains(&id) {
@@ -297,7 +297,7 @@ fn random_bytes_are_refused_for_the_right_reason() {
 // Truncations and bit flips of valid datagrams
 
 /// Every truncation of every valid datagram, in every mode: shorter than
-/// the overhead (12, 40 or 52 bytes: header, key id, nonce and tag or
+/// the overhead (12, 48 or 60 bytes: header, key id, sequence number, nonce and tag or
 /// checksum), `Truncated`; longer, the integrity check fails
 /// (`ChecksumMismatch` plain, `AuthenticationFailed` sealed).
 #[test]
@@ -353,7 +353,7 @@ fn flip_expectation(mode: Mode, accept_plaintext: bool, d: &[u8], i: usize, bit:
             (Mode::Sealed(_), 0) => OpenError::PlaintextRefused,
             // Another cipher: too short for its nonce, or key 1 is not a
             // key of that cipher.
-            (Mode::Sealed(_), m @ 1..=3) if d.len() < 28 + nonce_len(m) => OpenError::Truncated,
+            (Mode::Sealed(_), m @ 1..=3) if d.len() < 36 + nonce_len(m) => OpenError::Truncated,
             (Mode::Sealed(_), 1..=3) => OpenError::AuthenticationFailed,
             (_, m) => OpenError::UnknownMode(m),
         },

@@ -26,7 +26,7 @@ fn cluster(cipher_a: Cipher) -> RotNet {
         // Room for the largest overhead, whichever key is primary.
         let ep = common::endpoint(
             gid(n),
-            common::config(52),
+            common::config(60),
             PostcardCodec::new(),
             u64::from(n),
         );
@@ -254,12 +254,12 @@ fn making_b_primary_too_early_is_refused() {
     );
 }
 
-/// Rotating to a cipher with longer nonces (ChaCha20 to XChaCha20: 40 to
-/// 52 bytes of overhead) with full-size datagrams, the core's
+/// Rotating to a cipher with longer nonces (ChaCha20 to XChaCha20: 48 to
+/// 60 bytes of overhead) with full-size datagrams, the core's
 /// `max_packet_size` sized as the crate docs say (`max_datagram` minus the
-/// envelope's overhead at start: 360 of 400). Adding B must not stop
+/// envelope's overhead at start: 352 of 400). Adding B must not stop
 /// member from sealing what fits with its primary A; before B becomes
-/// primary, `max_packet_size` is lowered to the new `max_payload()` (348),
+/// primary, `max_packet_size` is lowered to the new `max_payload()` (340),
 /// on all members at once while nothing is in flight. Every datagram opens,
 /// none is refused or dropped.
 #[test]
@@ -271,7 +271,7 @@ fn full_size_datagrams_through_a_rotation_to_longer_nonces() {
     for n in 1..=3u8 {
         let env = Envelope::encrypted(LABEL, keyring(A, key(cipher_a, 0xa1), u64::from(n)))
             .with_max_datagram(max);
-        assert_eq!(env.max_payload(), 360);
+        assert_eq!(env.max_payload(), 352);
         let config = foca_core::Config {
             max_packet_size: env.max_payload(),
             ..foca_core::Config::new_lan(3)
@@ -309,12 +309,12 @@ fn full_size_datagrams_through_a_rotation_to_longer_nonces() {
             .unwrap()
             .add(B, key_b.clone())
             .unwrap();
-        assert_eq!(net.nodes[i].env.overhead(), 52);
+        assert_eq!(net.nodes[i].env.overhead(), 60);
         big_step(&mut net);
     }
     let largest_on_a = net.log.iter().map(|r| r.payload_len).max().unwrap();
     assert!(
-        largest_on_a > 348,
+        largest_on_a > 340,
         "no datagram used the room: {largest_on_a}"
     );
     assert!(
@@ -333,7 +333,7 @@ fn full_size_datagrams_through_a_rotation_to_longer_nonces() {
             max_packet_size: net.nodes[i].env.max_payload(),
             ..net.nodes[i].ep.foca().config().clone()
         };
-        assert_eq!(config.max_packet_size, 348);
+        assert_eq!(config.max_packet_size, 340);
         net.with(i, |ep, now| {
             let command = foca_core::Command::SetConfig(Box::new(config));
             ep.command(now, command).unwrap()
@@ -352,7 +352,7 @@ fn full_size_datagrams_through_a_rotation_to_longer_nonces() {
     assert!(
         net.log[lowered..]
             .iter()
-            .all(|r| r.payload_len <= 348 && r.sealed_len <= max)
+            .all(|r| r.payload_len <= 340 && r.sealed_len <= max)
     );
     let largest = net.log.iter().map(|r| r.sealed_len).max().unwrap();
     for r in &net.log {
@@ -380,26 +380,26 @@ fn sealing_counts_the_primary_keys_overhead() {
         .add(B, key(Cipher::XChaCha20Poly1305, 2))
         .unwrap();
     let mut wire = Vec::new();
-    assert_eq!(env.max_payload(), 360);
-    env.seal(&[7; 360], &mut wire).unwrap();
+    assert_eq!(env.max_payload(), 352);
+    env.seal(&[7; 352], &mut wire).unwrap();
     assert_eq!(wire.len(), 400);
     env.keyring_mut()
         .unwrap()
         .add(B, key(Cipher::XChaCha20Poly1305, 2))
         .unwrap();
-    assert_eq!((env.overhead(), env.max_payload()), (52, 348));
-    env.seal(&[7; 360], &mut wire).unwrap();
+    assert_eq!((env.overhead(), env.max_payload()), (60, 340));
+    env.seal(&[7; 352], &mut wire).unwrap();
     assert_eq!((wire.len(), &wire[8..12]), (400, &A.to_be_bytes()[..]));
-    assert_eq!(rx.open(&wire).unwrap(), [7; 360]);
+    assert_eq!(rx.open(&wire).unwrap(), [7; 352]);
     env.keyring_mut().unwrap().use_key(B).unwrap();
     assert_eq!(
-        env.seal(&[7; 360], &mut wire),
+        env.seal(&[7; 352], &mut wire),
         Err(foca_codec::SealError::Oversized {
             size: 412,
             max: 400
         })
     );
-    env.seal(&[7; 348], &mut wire).unwrap();
+    env.seal(&[7; 340], &mut wire).unwrap();
     assert_eq!((wire.len(), &wire[8..12]), (400, &B.to_be_bytes()[..]));
-    assert_eq!(rx.open(&wire).unwrap(), [7; 348]);
+    assert_eq!(rx.open(&wire).unwrap(), [7; 340]);
 }

@@ -391,7 +391,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     /// Any payload, every mode: opened back to the same bytes, and the
-    /// datagram is exactly `overhead()` longer (12, 40, 40, 52).
+    /// datagram is exactly `overhead()` longer (12, 48, 48, 60).
     #[test]
     fn envelope_roundtrips_any_payload(
         payloads in vec(vec(any::<u8>(), 0..1500), 1..4),
@@ -687,7 +687,7 @@ fn sealed_layout_is_as_documented() {
         let key = [0x42; 32];
         let n = cipher.nonce_len();
         let mut env = Mode::Sealed(cipher).envelope(label, 9);
-        let mut nonces = Vec::new();
+        let (mut nonces, mut sequences) = (Vec::new(), Vec::new());
         for _ in 0..3 {
             let mut wire = Vec::new();
             env.seal(payload, &mut wire).unwrap();
@@ -696,12 +696,14 @@ fn sealed_layout_is_as_documented() {
             assert_eq!(wire[3], cipher.mode());
             assert_eq!(wire[4..8], tag);
             assert_eq!(wire[8..12], 1u32.to_be_bytes());
-            let nonce = &wire[12..12 + n];
-            let mut aad = wire[..12 + n].to_vec();
+            let sequence = u64::from_be_bytes(wire[12..20].try_into().unwrap());
+            let nonce = &wire[20..20 + n];
+            let mut aad = wire[..20 + n].to_vec();
             aad.extend_from_slice(label);
-            let clear = crypt(cipher, false, &key, nonce, &aad, &wire[12 + n..]);
+            let clear = crypt(cipher, false, &key, nonce, &aad, &wire[20 + n..]);
             assert_eq!(clear.as_deref(), Some(&payload[..]), "{cipher:?}");
             nonces.push(nonce.to_vec());
+            sequences.push(sequence);
         }
         for pair in nonces.windows(2) {
             let mut next = pair[0].clone();
@@ -713,14 +715,25 @@ fn sealed_layout_is_as_documented() {
             }
             assert_eq!(next, pair[1], "{cipher:?}: nonces are not a counter");
         }
+        // Sequence numbers rise by one per seal, from the wall clock's
+        // nanoseconds at the keyring's creation (with std).
+        assert!(
+            sequences.windows(2).all(|p| p[1] == p[0] + 1),
+            "{sequences:?}"
+        );
+        assert!(
+            sequences[0] > 1_700_000_000 * 1_000_000_000,
+            "{sequences:?}"
+        );
 
         let mut d = vec![b'F', b'C', 0x1f, cipher.mode()];
         d.extend_from_slice(&tag);
         d.extend_from_slice(&1u32.to_be_bytes());
+        d.extend_from_slice(&5u64.to_be_bytes());
         d.extend_from_slice(&vec![0x77; n]);
         let mut aad = d.clone();
         aad.extend_from_slice(label);
-        let sealed = crypt(cipher, true, &key, &d[12..], &aad, payload).unwrap();
+        let sealed = crypt(cipher, true, &key, &d[20..], &aad, payload).unwrap();
         d.extend_from_slice(&sealed);
         assert_eq!(env.open(&d).unwrap(), payload, "{cipher:?}");
         assert_eq!(env.rejections().total(), 0);

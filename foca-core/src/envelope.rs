@@ -58,6 +58,31 @@ pub struct Opened<'a> {
     /// from any source address, so the endpoint bounds what it sends back
     /// to that address (see [`Config::check_source`](crate::Config)).
     pub authenticated: bool,
+    /// The sender's sequence number, for envelopes that number what they
+    /// seal: the core rejects a repeat, or one older than its window (see
+    /// [`Sequence`]).
+    pub sequence: Option<Sequence>,
+}
+
+/// Where an authenticated datagram stands in its sender's stream: the key
+/// that sealed it and a number its sender raises with every datagram it
+/// seals, authenticated with it.
+///
+/// The core keeps a window per key and sender identity (the identity the
+/// datagram's payload opens with, authenticated with it) over the last
+/// [`REPLAY_WINDOW`](crate::REPLAY_WINDOW) numbers, after IPsec and
+/// WireGuard: a number seen before is dropped as
+/// [`replayed`](crate::DropCounts::replayed), one below the window as
+/// [`too_old`](crate::DropCounts::too_old). Numbers must keep rising across
+/// a sender's restarts as long as it keeps its identity (a
+/// [`GenerationalId`](crate::GenerationalId) renewed at each start gets a
+/// fresh window instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sequence {
+    /// The id of the key that sealed the datagram.
+    pub key: u32,
+    /// The sender's number for it.
+    pub number: u64,
 }
 
 impl<'a> Opened<'a> {
@@ -66,6 +91,7 @@ impl<'a> Opened<'a> {
         Self {
             payload,
             authenticated: false,
+            sequence: None,
         }
     }
 
@@ -74,6 +100,16 @@ impl<'a> Opened<'a> {
         Self {
             payload,
             authenticated: true,
+            sequence: None,
+        }
+    }
+
+    /// A payload a key vouched for, numbered in its sender's stream.
+    pub const fn sequenced(payload: &'a [u8], sequence: Sequence) -> Self {
+        Self {
+            payload,
+            authenticated: true,
+            sequence: Some(sequence),
         }
     }
 }

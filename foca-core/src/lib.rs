@@ -141,11 +141,11 @@ pub use endpoint::{
     Command, Endpoint, Event, MAX_QUEUED_EVENTS, MAX_QUEUED_TRANSMITS, MAX_TIMERS_PER_CALL,
     SNAPSHOT_INTERVAL, Snapshot, Transmit,
 };
-pub use envelope::{Envelope, Opened, Refusal};
+pub use envelope::{Envelope, Opened, Refusal, Sequence};
 pub use error::Error;
 pub use foca::{
     AMPLIFICATION_FACTOR, ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR,
-    MAX_FEEDS_PER_SOURCE, MAX_SEEDS, MAX_VERDICTS_REMEMBERED,
+    MAX_FEEDS_PER_SOURCE, MAX_SEEDS, MAX_VERDICTS_REMEMBERED, REPLAY_WINDOW,
 };
 pub use identity::{GenerationalId, Identity, SocketIdentity};
 pub use member::{Incarnation, Member, State};

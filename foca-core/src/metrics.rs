@@ -28,6 +28,13 @@ pub struct DropCounts {
     /// Came from an address other than the one its sender claims (see
     /// `Config::check_source`).
     pub source_mismatch: u64,
+    /// Sealed, and its sequence number was seen before from that sender
+    /// under that key: a replay (see [`Sequence`](crate::Sequence)).
+    pub replayed: u64,
+    /// Sealed, and its sequence number is below its sender's window: a
+    /// replay of an old datagram, or one delayed behind more than
+    /// [`REPLAY_WINDOW`](crate::REPLAY_WINDOW) later ones.
+    pub too_old: u64,
     /// Refused by the envelope: truncated, not foca traffic, or of an
     /// unknown version or mode ([`Refusal::Malformed`](crate::Refusal)).
     pub malformed_envelope: u64,
@@ -51,6 +58,8 @@ impl DropCounts {
             + self.stale_identity
             + self.not_active
             + self.source_mismatch
+            + self.replayed
+            + self.too_old
             + self.malformed_envelope
             + self.other_cluster
             + self.corrupted

@@ -8,7 +8,7 @@ use std::time::Duration;
 use foca_core::testing::{TestCodec, TestId};
 use foca_core::{
     Codec, Config, ConnectionState, Foca, GenerationalId, Header, Member, Message, Notification,
-    Runtime, State, Timer,
+    Opened, Runtime, State, Timer,
 };
 use rand::SeedableRng;
 use rand::rngs::Xoshiro128PlusPlus;
@@ -837,7 +837,8 @@ fn a_member_heard_of_from_others_is_pinged_and_added_when_it_answers() {
     // Member 2 (from its own address) tells of member 7: not believed.
     let news = [Member::alive(id(7), 3)];
     let told = datagram(id(2), 0, Message::Gossip, &news);
-    f.handle_data_from(&told, 2, false, &mut rt).unwrap();
+    f.handle_data_from(Opened::plain(&told), 2, &mut rt)
+        .unwrap();
     assert!(f.member(&7).is_none(), "not added on hearsay");
     let m = rt.messages();
     assert_eq!(m.len(), 1);
@@ -848,7 +849,7 @@ fn a_member_heard_of_from_others_is_pinged_and_added_when_it_answers() {
     assert_eq!(f.metrics().newcomers_checked, 1);
     // It answers for itself: added, at the incarnation it gives.
     let ack = datagram(id(7), 3, Message::Ack(0), &[]);
-    f.handle_data_from(&ack, 7, false, &mut rt).unwrap();
+    f.handle_data_from(Opened::plain(&ack), 7, &mut rt).unwrap();
     assert_eq!(state_of(&f, 7), Some((1, 3, State::Alive)));
     // Without a known source (the plain callback API), hearsay is believed.
     let (mut g, mut rt) = (foca(), Rec::default());
@@ -863,7 +864,8 @@ fn checks_cost_at_most_three_times_the_news_that_asked_for_them() {
     let (mut f, mut rt) = (foca(), Rec::default());
     let fakes: Vec<_> = (100..180).map(|a| Member::alive(id(a), 0)).collect();
     let told = datagram(id(2), 0, Message::Gossip, &fakes);
-    f.handle_data_from(&told, 2, false, &mut rt).unwrap();
+    f.handle_data_from(Opened::plain(&told), 2, &mut rt)
+        .unwrap();
     let to_fakes: usize = rt
         .sent
         .iter()
@@ -1381,4 +1383,60 @@ fn membership_version_moves_with_the_table_only() {
         v1,
         "a suspicion changes the version"
     );
+}
+
+#[test]
+fn a_sealed_datagram_is_accepted_once_per_sender_and_key() {
+    use foca_core::{REPLAY_WINDOW, Sequence};
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::alive(id(3), 0));
+    rt.clear();
+    let sealed = |data, key, number| Opened::sequenced(data, Sequence { key, number });
+    let ping = datagram(id(2), 0, Message::Ping(1), &[]);
+    let base = 1_000_000;
+    f.handle_data_from(sealed(&ping, 1, base), 2, &mut rt)
+        .unwrap();
+    assert_eq!(rt.messages().len(), 1, "acked");
+    // The same datagram again: dropped, nothing sent.
+    rt.clear();
+    f.handle_data_from(sealed(&ping, 1, base), 2, &mut rt)
+        .unwrap();
+    assert!(rt.messages().is_empty());
+    assert_eq!(f.metrics().dropped.replayed, 1);
+    // Later numbers, and earlier ones not seen yet inside the window, pass.
+    for n in [base + 5, base + 3, base - 1, base + 5 - (REPLAY_WINDOW - 1)] {
+        rt.clear();
+        f.handle_data_from(sealed(&ping, 1, n), 2, &mut rt).unwrap();
+        assert_eq!(rt.messages().len(), 1, "number {n}");
+    }
+    // Below the window: too old to tell from a replay.
+    let old = base + 5 - REPLAY_WINDOW;
+    f.handle_data_from(sealed(&ping, 1, old), 2, &mut rt)
+        .unwrap();
+    assert_eq!(f.metrics().dropped.too_old, 1);
+    // Another sender's stream, and another key's, are apart.
+    rt.clear();
+    let ping3 = datagram(id(3), 0, Message::Ping(1), &[]);
+    f.handle_data_from(sealed(&ping3, 1, base), 3, &mut rt)
+        .unwrap();
+    f.handle_data_from(sealed(&ping, 2, base), 2, &mut rt)
+        .unwrap();
+    assert_eq!(rt.messages().len(), 2);
+    // A replayed datagram changes nothing: news in it is not applied.
+    let news = datagram(
+        id(2),
+        0,
+        Message::Gossip,
+        &[Member::new(id(3), 0, State::Suspect)],
+    );
+    let before = f.metrics().dropped.replayed;
+    f.handle_data_from(sealed(&news, 1, base), 2, &mut rt)
+        .unwrap();
+    assert_eq!(f.metrics().dropped.replayed, before + 1);
+    assert_eq!(state_of(&f, 3), Some((1, 0, State::Alive)));
+    // The same news under a fresh number is applied.
+    f.handle_data_from(sealed(&news, 1, base + 6), 2, &mut rt)
+        .unwrap();
+    assert_eq!(state_of(&f, 3), Some((1, 0, State::Suspect)));
 }

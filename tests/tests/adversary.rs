@@ -50,7 +50,7 @@ fn id(addr: u32) -> Id {
 
 fn config() -> Config {
     Config {
-        max_packet_size: 1400 - 52,
+        max_packet_size: 1400 - 60,
         ..Config::new_lan(N as usize)
     }
 }
@@ -98,6 +98,8 @@ struct Rogue {
     envelope: Envelope,
     codec: PostcardCodec<Id>,
     bytes: u64,
+    /// Datagrams replayed to running members.
+    replays: u64,
 }
 
 impl Rogue {
@@ -106,6 +108,7 @@ impl Rogue {
             envelope: envelope(mode, 99),
             codec: PostcardCodec::new(),
             bytes: 0,
+            replays: 0,
         }
     }
 
@@ -171,6 +174,10 @@ struct Outcome {
     longest_out: Duration,
     /// From the crash until every running member knew it down.
     detected: Option<Duration>,
+    /// Datagrams the rogue replayed to running members.
+    replays: u64,
+    /// Datagrams members refused as replays (`replayed` or `too_old`).
+    replays_refused: u64,
 }
 
 /// Runs 30 s of attack on a formed cluster: `attack` is called every
@@ -228,10 +235,17 @@ fn run(mode: Mode, name: &str, mut attack: impl FnMut(&mut Net, &mut Rogue, u32)
         .map(|(_, bytes)| bytes)
         .sum();
     let ratio = to_strangers as f64 / rogue.bytes.max(1) as f64;
+    let replays_refused = (0..N)
+        .filter_map(|a| net.endpoint(&a))
+        .map(|ep| ep.metrics().dropped)
+        .map(|d| d.replayed + d.too_old)
+        .sum();
     let outcome = Outcome {
         ratio,
         longest_out,
         detected,
+        replays: rogue.replays,
+        replays_refused,
     };
     println!(
         "{name:<32} {mode:<9?} rogue sent {:>8} B, third parties got {:>8} B: ratio {:.2}; \
@@ -358,6 +372,35 @@ fn forged_rename_at_the_highest_generation() {
         let d = rogue.datagram(id(ROGUE), id(to), Message::Gossip, &records);
         rogue.send(net, ROGUE, to, d);
     });
+}
+
+#[test]
+fn replays_of_a_crashed_members_datagrams_are_refused() {
+    // An eavesdropper on the crashed member's link (no key) copies every
+    // datagram it sends, and from then on sends each again, every 100 ms,
+    // from its address: its pings and acks would keep it alive in others'
+    // eyes after it crashed. The rogue holds no key here: sealed
+    // datagrams are what it replays.
+    let mut captured: Vec<(u32, Vec<u8>)> = Vec::new();
+    let outcome = run(
+        Mode::KeyHolder,
+        "replayed datagrams of a member",
+        |net, rogue, tick| {
+            if tick == 0 {
+                net.tap(Some(&CRASHED));
+            }
+            captured.extend(net.take_tapped());
+            for (to, data) in &captured {
+                rogue.bytes += data.len() as u64;
+                if net.inject(CRASHED, to, &mut data.clone()) {
+                    rogue.replays += 1;
+                }
+            }
+        },
+    );
+    check(&outcome);
+    assert!(outcome.replays > 1_000, "{outcome:?}");
+    assert_eq!(outcome.replays_refused, outcome.replays, "{outcome:?}");
 }
 
 #[test]

@@ -68,8 +68,8 @@ impl Mode {
     pub fn overhead(self) -> usize {
         match self {
             Mode::Plain => 12,
-            Mode::Sealed(Cipher::XChaCha20Poly1305) => 52,
-            Mode::Sealed(_) => 40,
+            Mode::Sealed(Cipher::XChaCha20Poly1305) => 60,
+            Mode::Sealed(_) => 48,
         }
     }
 
@@ -156,6 +156,8 @@ pub fn drops_between(before: DropCounts, after: DropCounts) -> DropCounts {
         stale_identity: after.stale_identity - before.stale_identity,
         not_active: after.not_active - before.not_active,
         source_mismatch: after.source_mismatch - before.source_mismatch,
+        replayed: after.replayed - before.replayed,
+        too_old: after.too_old - before.too_old,
         malformed_envelope: after.malformed_envelope - before.malformed_envelope,
         other_cluster: after.other_cluster - before.other_cluster,
         corrupted: after.corrupted - before.corrupted,

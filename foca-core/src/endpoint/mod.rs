@@ -234,8 +234,7 @@ where
         };
         let overhead = self.envelope.overhead();
         self.with(now, |foca, out| {
-            let (payload, authenticated) = (opened.payload, opened.authenticated);
-            foca.receive_from(payload, from, authenticated, overhead, wire_len, out)
+            foca.receive_from(opened, from, overhead, wire_len, out)
         })
     }
 

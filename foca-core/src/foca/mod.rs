@@ -3,6 +3,7 @@
 mod apply;
 mod guard;
 mod receive;
+mod replay;
 mod send;
 mod timers;
 mod verdicts;
@@ -17,11 +18,13 @@ use crate::members::Members;
 use crate::wire;
 use crate::{
     BroadcastHandler, Codec, Config, Error, Header, Identity, Incarnation, Invalidates, Member,
-    Message, Metrics, NoCustomBroadcast, Notification, ProbeNumber, Runtime, State, Timer,
+    Message, Metrics, NoCustomBroadcast, Notification, Opened, ProbeNumber, Runtime, State, Timer,
 };
 
 use guard::Guard;
 pub use guard::{AMPLIFICATION_FACTOR, MAX_FEEDS_PER_SOURCE};
+pub use replay::REPLAY_WINDOW;
+use replay::Replay;
 use send::Pool;
 use timers::Chains;
 pub use timers::JITTER_DIVISOR;
@@ -121,6 +124,8 @@ where
     sync_answers: u16,
     /// What may be sent back to addresses that have not proven themselves.
     guard: Guard<T::Addr>,
+    /// Sequence numbers seen from each sender, for sealed datagrams.
+    replay: Replay<T>,
     /// Encoded size of the largest header this member sends.
     header_size: usize,
     rng: R,
@@ -194,6 +199,7 @@ where
             cut_off: false,
             sync_answers: 0,
             guard: Guard::new(seed.rotate_left(32)),
+            replay: Replay::new(seed.rotate_left(48), replay::capacity(config.max_members)),
             updates: Backlog::new(config.max_updates_backlog),
             broadcasts: Backlog::new(config.max_broadcast_backlog),
             config,
@@ -608,6 +614,8 @@ where
             return Err(e);
         }
         self.updates.set_capacity(self.config.max_updates_backlog);
+        self.replay
+            .set_capacity(replay::capacity(self.config.max_members));
         self.members
             .set_digest_bits(crate::members::bucket_bits(self.config.max_members));
         self.broadcasts
@@ -626,23 +634,26 @@ where
     /// limited by it: a driver that knows where datagrams come from calls
     /// [`handle_data_from`](Self::handle_data_from) instead.
     pub fn handle_data(&mut self, data: &[u8], mut runtime: impl Runtime<T>) -> Result<(), Error> {
-        self.receive(data, &mut runtime)
+        self.receive(data, None, &mut runtime)
     }
 
     /// [`handle_data`](Self::handle_data) for a datagram that came from
-    /// `from`, its envelope already opened (`authenticated`: a key vouched
-    /// for it). A datagram whose sender claims another address is dropped
-    /// (see [`Config::check_source`]), and until `from` has proven itself,
-    /// what is sent back totals at most [`AMPLIFICATION_FACTOR`] times
-    /// `data`'s size (see [`Endpoint`](crate::Endpoint), which calls this).
+    /// `from`, its envelope already opened (see [`Opened`]: the payload,
+    /// whether a key vouched for it, and its sender's sequence number). A
+    /// datagram whose sender claims another address is dropped (see
+    /// [`Config::check_source`]), as is one whose sequence number its
+    /// sender used before ([`REPLAY_WINDOW`]); until `from` has proven
+    /// itself, what is sent back totals at most [`AMPLIFICATION_FACTOR`]
+    /// times the payload's size (see [`Endpoint`](crate::Endpoint), which
+    /// calls this).
     pub fn handle_data_from(
         &mut self,
-        data: &[u8],
+        opened: Opened<'_>,
         from: T::Addr,
-        authenticated: bool,
         mut runtime: impl Runtime<T>,
     ) -> Result<(), Error> {
-        self.receive_from(data, from, authenticated, 0, data.len(), &mut runtime)
+        let len = opened.payload.len();
+        self.receive_from(opened, from, 0, len, &mut runtime)
     }
 
     /// Handles `data`, the payload of a datagram of `wire_len` bytes from
@@ -650,15 +661,15 @@ where
     /// datagram it seals.
     pub(crate) fn receive_from(
         &mut self,
-        data: &[u8],
+        opened: Opened<'_>,
         from: T::Addr,
-        authenticated: bool,
         overhead: usize,
         wire_len: usize,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        self.guard.begin(from, wire_len, authenticated, overhead);
-        let result = self.receive(data, runtime);
+        self.guard
+            .begin(from, wire_len, opened.authenticated, overhead);
+        let result = self.receive(opened.payload, opened.sequence, runtime);
         self.guard.end();
         result
     }

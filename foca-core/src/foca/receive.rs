@@ -4,10 +4,13 @@
 use rand::Rng;
 
 use super::apply::{Budget, Origin};
+use super::replay::Stale;
 use super::send::Pool;
 use super::{Foca, Status};
 use crate::wire::{self, Datagram, Summary};
-use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, TimerKey};
+use crate::{
+    BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, Sequence, TimerKey,
+};
 
 /// What [`Foca::vet`] decided about a datagram's sender.
 enum Verdict {
@@ -30,6 +33,7 @@ where
     pub(super) fn receive(
         &mut self,
         data: &[u8],
+        sequence: Option<Sequence>,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
         self.metrics.datagrams_in += 1;
@@ -52,6 +56,16 @@ where
                 return Ok(());
             }
         };
+        if let Some(sequence) = sequence
+            && let Err(stale) = self.replay.admit(&datagram.header.src, sequence)
+        {
+            match stale {
+                Stale::Replayed => self.metrics.dropped.replayed += 1,
+                Stale::TooOld => self.metrics.dropped.too_old += 1,
+            }
+            trace_event!(reason = ?stale, "datagram dropped");
+            return Ok(());
+        }
         let result = match self.vet(&datagram.header, runtime)? {
             Verdict::Dropped => return Ok(()),
             Verdict::Mutual => self.reconcile(datagram, runtime),

@@ -113,6 +113,9 @@ type Ep<T, C, R, B, E> = Endpoint<T, C, R, B, E>;
 type Nodes<T, C, R, B, E> = Vec<Node<Ep<T, C, R, B, E>>>;
 type Trackers<T, C, R, B, E> = Vec<Tracker<Ep<T, C, R, B, E>>>;
 
+/// Datagrams copied by [`Sim::tap`], with their destinations.
+pub type Tapped<A> = Vec<(A, Vec<u8>)>;
+
 /// The simulation. See the [module docs](self).
 pub struct Sim<T, C, R, B, E>
 where
@@ -144,6 +147,8 @@ where
     trackers: Trackers<T, C, R, B, E>,
     /// Bytes sent to addresses no member has.
     strangers: BTreeMap<T::Addr, u64>,
+    /// The member whose datagrams are copied as sent (see [`Sim::tap`]).
+    tap: Option<(u32, Tapped<T::Addr>)>,
     accuracy: Vec<AccuracySample>,
     /// `(receiver, sender)` of the datagrams sent since the last read-ahead,
     /// and of those read ahead last time (see [`Sim::read_ahead`]).
@@ -188,6 +193,7 @@ where
             false_positives: 0,
             trackers: Vec::new(),
             strangers: BTreeMap::new(),
+            tap: None,
             accuracy: Vec::new(),
             sent_recently: Vec::with_capacity(READ_AHEAD),
             sent_before: Vec::with_capacity(READ_AHEAD),
@@ -376,6 +382,23 @@ where
         let _ = endpoint.handle_datagram(self.now, from, data);
         self.after_event(n);
         true
+    }
+
+    /// Copies every datagram the member at `addr` sends from now on (sealed,
+    /// as on the wire), as an eavesdropper on its link would: see
+    /// [`take_tapped`](Self::take_tapped). One member at a time; `None`
+    /// stops.
+    pub fn tap(&mut self, addr: Option<&T::Addr>) {
+        self.tap = addr.and_then(|a| self.node_of(a)).map(|n| (n, Vec::new()));
+    }
+
+    /// The datagrams copied by [`tap`](Self::tap) since the last call, with
+    /// their destinations, oldest first.
+    pub fn take_tapped(&mut self) -> Tapped<T::Addr> {
+        self.tap
+            .as_mut()
+            .map(|(_, log)| core::mem::take(log))
+            .unwrap_or_default()
     }
 
     /// Bytes sent to each address no member has (in the envelope, as on
@@ -743,6 +766,11 @@ where
         self.stats.bytes += data.len() as u64;
         let sent_at = nanos(self.now);
         self.stats.digest = net::digest(self.stats.digest, sent_at, &data);
+        if let Some((tapped, log)) = &mut self.tap
+            && *tapped == from
+        {
+            log.push((to.clone(), data.clone()));
+        }
         let Some(to) = self.node_of(to) else {
             self.stats.blocked += 1;
             *self.strangers.entry(to.clone()).or_default() += data.len() as u64;
