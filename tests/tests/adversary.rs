@@ -351,6 +351,30 @@ fn forged_verdicts_about_a_live_member_are_refuted() {
 }
 
 #[test]
+fn forged_suspicions_of_everyone_at_once() {
+    // Every member suspected at its current incarnation, to a different
+    // member every 100 ms: the backlogs fill with refutations, and the
+    // crash's news must still get through.
+    each_mode("forged Suspect of everyone", |net, rogue, tick| {
+        // Not the crashed member: suspecting it would only help.
+        let records: Vec<_> = (0..N)
+            .filter(|a| *a != CRASHED)
+            .filter_map(|a| net.endpoint(&a))
+            .map(|ep| {
+                Member::new(
+                    ep.foca().identity().clone(),
+                    ep.foca().incarnation(),
+                    State::Suspect,
+                )
+            })
+            .collect();
+        let to = tick % N;
+        let d = rogue.datagram(id(ROGUE), id(to), Message::Gossip, &records);
+        rogue.send(net, ROGUE, to, d);
+    });
+}
+
+#[test]
 fn fake_members_at_a_third_partys_address() {
     // Records of members that do not exist, at the victim's ports: every
     // member that learns of them would probe them.
