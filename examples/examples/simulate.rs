@@ -44,12 +44,23 @@ struct Args {
     /// One-way latency in milliseconds (jitter up to as much again).
     #[arg(long, default_value_t = 1)]
     latency_ms: u64,
+    /// Lifeguard's local health awareness: `off` runs plain SWIM timing
+    /// (`Config::awareness_max_multiplier` = 1), to compare.
+    #[arg(long, value_enum, default_value = "on")]
+    lifeguard: Switch,
     /// Print one JSON object instead of the summary.
     #[arg(long)]
     json: bool,
     /// Draw view accuracy and dissemination over time to this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+}
+
+/// On or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +81,7 @@ fn main() -> ExitCode {
         periods: args.periods,
         config: args.config,
         latency_ms: args.latency_ms,
+        lifeguard: args.lifeguard == Switch::On,
     };
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
@@ -149,6 +161,13 @@ fn print_summary(r: &Report) {
         opt(r.detection_all_max_periods)
     );
     println!("  false positives            {}", r.false_positives);
+    println!(
+        "  suspicions raised          {} (false: {}; lifeguard {})",
+        r.suspicions_raised,
+        r.false_suspicions
+            .map_or_else(|| "not known".to_string(), |f| f.to_string()),
+        if r.lifeguard { "on" } else { "off" }
+    );
     println!(
         "  news reached half          {}",
         opt(r.dissemination_p50_periods)

@@ -112,7 +112,8 @@ pub enum Scenario {
     /// Steady state under packet loss (5% unless `--loss` says otherwise):
     /// false positives.
     Loss,
-    /// One member handles its input late (1.5 × probe RTT): false positives.
+    /// One member in ten (at least one) handles its input late (1.5 × probe
+    /// RTT), under `--loss` if given: false suspicions and false positives.
     Slow,
     /// The cluster splits in halves for longer than the suspicion timeout,
     /// then heals: time to converge.
@@ -176,6 +177,9 @@ pub struct Params {
     pub config: Preset,
     /// One-way latency in milliseconds, plus up to as much again of jitter.
     pub latency_ms: u64,
+    /// Lifeguard's local health awareness (on by default; off sets
+    /// `Config::awareness_max_multiplier` to 1: plain SWIM timing).
+    pub lifeguard: bool,
 }
 
 impl Params {
@@ -189,6 +193,7 @@ impl Params {
             periods: None,
             config: Preset::Lan,
             latency_ms: 1,
+            lifeguard: true,
         }
     }
 }
@@ -218,6 +223,15 @@ pub struct Report {
     pub detection_all_max_periods: Option<f64>,
     /// `MemberDown` verdicts about members that were running.
     pub false_positives: u64,
+    /// Whether Lifeguard's local health awareness was on.
+    pub lifeguard: bool,
+    /// Suspicions members raised (failed probes of an alive member) while
+    /// the scenario ran.
+    pub suspicions_raised: u64,
+    /// Suspicions raised about members that were running: all of them in
+    /// scenarios where no member crashes or restarts (`None` in the others,
+    /// where the simulator cannot tell which were about a dead member).
+    pub false_suspicions: Option<u64>,
     /// The scenario's news (a join, a restart, a broadcast...): median time
     /// to reach a member.
     pub dissemination_p50_periods: Option<f64>,
@@ -254,6 +268,15 @@ pub struct Report {
     pub dissemination_timeline: Vec<(f64, f64)>,
 }
 
+/// Suspicions raised by every member, running or not, since it started.
+fn suspicions_raised(net: &Net) -> u64 {
+    net.addrs()
+        .iter()
+        .filter_map(|a| net.endpoint(a))
+        .map(|ep| ep.foca().metrics().suspicions_raised)
+        .sum()
+}
+
 /// Peak resident set size of this process, from `/proc/self/status`.
 pub fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -273,6 +296,8 @@ struct Run {
     period: Duration,
     n: u32,
     sent_base: (u64, u64),
+    /// Suspicions raised before the scenario started.
+    suspicions_base: u64,
     periods: u32,
     accuracy: Vec<(f64, f64)>,
     start: Duration,
@@ -365,7 +390,10 @@ pub fn default_periods(scenario: Scenario, config: &Config, members: u32) -> u32
 /// Fails only if the config cannot hold the members' headers.
 pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report, Error> {
     let n = params.members.max(2);
-    let config = params.config.config(n as usize);
+    let mut config = params.config.config(n as usize);
+    if !params.lifeguard {
+        config.awareness_max_multiplier = 1;
+    }
     let period = config.probe_period;
     let total = params
         .periods
@@ -401,6 +429,7 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
 
     let mut run = Run {
         sent_base: (net.stats().sent, net.stats().bytes),
+        suspicions_base: suspicions_raised(&net),
         net,
         config: config.clone(),
         period,
@@ -435,7 +464,9 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
         Scenario::Loss => run.run(total, &mut progress),
         Scenario::Slow => {
             let slow = run.config.probe_rtt.mul_f64(1.5);
-            run.net.set_slow(&subject, slow);
+            for a in (0..n).step_by(10) {
+                run.net.set_slow(&a, slow);
+            }
             run.run(total, &mut progress);
         }
         Scenario::Partition => {
@@ -592,6 +623,13 @@ fn report(
         detection_all_p50_periods: worst.and_then(|d| d.percentile(50)).map(p),
         detection_all_max_periods: worst.and_then(|d| d.all()).map(p),
         false_positives: net.false_positives(),
+        lifeguard: params.lifeguard,
+        suspicions_raised: suspicions_raised(net).saturating_sub(run.suspicions_base),
+        false_suspicions: (!matches!(
+            params.scenario,
+            Scenario::Crash | Scenario::RollingRestart | Scenario::MassRestart
+        ))
+        .then(|| suspicions_raised(net).saturating_sub(run.suspicions_base)),
         dissemination_p50_periods: dissemination_p50,
         dissemination_all_max_periods: dissemination_all,
         convergence_after_heal_periods: heal_convergence,

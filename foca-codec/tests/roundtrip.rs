@@ -69,6 +69,7 @@ fn message<T: Clone + Debug + 'static>(id: BoxedStrategy<T>) -> BoxedStrategy<Me
         Just(Message::Gossip),
         Just(Message::Broadcast),
         Just(Message::TurnUndead),
+        number().prop_map(Message::Nack),
     ]
     .boxed()
 }
@@ -320,6 +321,7 @@ fn every_variant_and_state_roundtrips() {
             Message::Gossip,
             Message::Broadcast,
             Message::TurnUndead,
+            Message::Nack(9),
         ]
     }
     fn all<T>(a: T, b: T)
@@ -328,7 +330,7 @@ fn every_variant_and_state_roundtrips() {
     {
         let kinds = variants(a.clone(), b.clone());
         let names: BTreeSet<&str> = kinds.iter().map(Message::name).collect();
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 12);
         let members: Vec<Member<T>> = [0, 1, 127, 128, 16_383, 16_384, u32::MAX]
             .into_iter()
             .flat_map(|inc| STATES.map(|s| Member::new(b.clone(), inc, s)))
@@ -445,7 +447,7 @@ proptest! {
 // ---------------------------------------------------------------------------
 // Whole datagrams of a real cluster
 
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 13] = [
     "ping",
     "ack",
     "ping-req",
@@ -458,6 +460,7 @@ const KINDS: [&str; 12] = [
     "gossip",
     "broadcast",
     "turn-undead",
+    "nack",
 ];
 
 /// Runs three members through a scenario that makes them send every

@@ -16,6 +16,9 @@ pub const MAX_PACKET_SIZE: usize = 65_507;
 /// The default [`Config::max_incarnation_step`].
 pub const DEFAULT_INCARNATION_STEP: u32 = 64;
 
+/// The default [`Config::awareness_max_multiplier`] (memberlist's).
+pub const DEFAULT_AWARENESS_MAX: u8 = 8;
+
 /// How often a periodic task runs and how many members it talks to each time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -67,6 +70,18 @@ pub struct Config {
     /// checks nothing, [`Foca::handle_data_from`](crate::Foca::handle_data_from)
     /// does.
     pub check_source: bool,
+    /// Lifeguard's local health awareness: this member's probe period and
+    /// probe RTT are stretched by its health multiplier, from 1 (healthy)
+    /// up to this value. The multiplier rises by one when a probe fails
+    /// without every asked helper answering the ping request (if the
+    /// helpers answered, the target is gone; if not, this member's own
+    /// links are suspect), when this member must refute a suspicion of
+    /// itself, and when a probe's timer came too late to finish it; it
+    /// falls by one with each acked probe. A slow or lossy member thus
+    /// probes less often and waits longer before it suspects anyone,
+    /// instead of filling the cluster with false suspicions. 1 disables it
+    /// (plain SWIM timing); memberlist's default is 8. Must be at least 1.
+    pub awareness_max_multiplier: u8,
     /// Down and left members are remembered this long, so stale news about
     /// them is recognised and (with `periodic_announce_to_down_members`) the
     /// two sides of a healed partition find each other again; while this
@@ -117,6 +132,7 @@ impl Config {
             suspicion_multiplier: 4,
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
             check_source: true,
+            awareness_max_multiplier: DEFAULT_AWARENESS_MAX,
             // Long enough to keep reaching out to the other side of a
             // partition (see periodic_announce_to_down_members), as Serf
             // does with its reconnect timeout.
@@ -180,6 +196,7 @@ impl Config {
             suspicion_multiplier: 4,
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
             check_source: true,
+            awareness_max_multiplier: DEFAULT_AWARENESS_MAX,
             remove_down_after: Duration::from_secs(120),
             max_packet_size: 512,
             max_members: 64,
@@ -210,6 +227,7 @@ impl Config {
             suspicion_multiplier: 4,
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
             check_source: true,
+            awareness_max_multiplier: DEFAULT_AWARENESS_MAX,
             remove_down_after: Duration::from_secs(15),
             max_packet_size: 1400,
             max_members: 1024,
@@ -272,6 +290,12 @@ impl Config {
             return err(
                 "max_packet_size",
                 "must be at most 65507 bytes (MAX_PACKET_SIZE, the largest UDP payload)",
+            );
+        }
+        if self.awareness_max_multiplier == 0 {
+            return err(
+                "awareness_max_multiplier",
+                "must be at least 1 (1 turns local health awareness off)",
             );
         }
         if self.max_members == 0 {

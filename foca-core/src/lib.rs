@@ -135,7 +135,8 @@ pub use broadcast::{BroadcastHandler, BroadcastsDisabled, Invalidates, Never, No
 pub use clock::Clock;
 pub use codec::Codec;
 pub use config::{
-    Config, ConfigError, DEFAULT_INCARNATION_STEP, MAX_PACKET_SIZE, MIN_PACKET_SIZE, PeriodicParams,
+    Config, ConfigError, DEFAULT_AWARENESS_MAX, DEFAULT_INCARNATION_STEP, MAX_PACKET_SIZE,
+    MIN_PACKET_SIZE, PeriodicParams,
 };
 pub use endpoint::{
     Command, Endpoint, Event, MAX_QUEUED_EVENTS, MAX_QUEUED_TRANSMITS, MAX_TIMERS_PER_CALL,

@@ -110,6 +110,15 @@ pub enum Message<T> {
         /// Whether this answers a `Sync` (and must not be answered with one).
         reply: bool,
     },
+    /// A helper's answer to a [`PingReq`](Message::PingReq) with the
+    /// prober's probe number: it got the request and pinged the target.
+    /// Lifeguard's nack, sent at once rather than after the helper's own
+    /// timeout: either way the prober learns that its helper heard it, so
+    /// a probe that fails although its helpers answered points at the
+    /// target, and one whose helpers stayed silent points at the prober's
+    /// own links (see
+    /// [`Config::awareness_max_multiplier`](crate::Config::awareness_max_multiplier)).
+    Nack(ProbeNumber),
 }
 
 impl<T> Message<T> {
@@ -128,6 +137,7 @@ impl<T> Message<T> {
             Message::Broadcast => "broadcast",
             Message::Sync { .. } => "sync",
             Message::TurnUndead => "turn-undead",
+            Message::Nack(_) => "nack",
         }
     }
 }

@@ -180,4 +180,9 @@ pub struct Metrics {
     pub broadcast_backlog: u64,
     /// The largest updates backlog seen.
     pub max_updates_backlog: u64,
+    /// Lifeguard's local health multiplier now (a gauge, 1 when healthy):
+    /// see `Config::awareness_max_multiplier`.
+    pub health_multiplier: u64,
+    /// Nacks received from helpers of this member's probes.
+    pub nacks_received: u64,
 }

@@ -126,6 +126,10 @@ impl Codec<TestId> for TestCodec {
                 out.push(11);
                 out.push(u8::from(*reply));
             }
+            Message::Nack(probe_number) => {
+                out.push(12);
+                put_u32(out, *probe_number);
+            }
         }
         Ok(())
     }
@@ -165,6 +169,7 @@ impl Codec<TestId> for TestCodec {
                     tag => return Err(TestCodecError::BadTag(tag)),
                 },
             },
+            12 => Message::Nack(take_u32(input)?),
             tag => return Err(TestCodecError::BadTag(tag)),
         };
         Ok(Header {

@@ -520,7 +520,14 @@ fn assert_recovers(sim: &mut TestSim, target: u32, n: u32, config: &Config, refu
 #[test]
 fn member_that_lost_every_peer_recovers_by_itself() {
     let n = 5u32;
-    let config = Config::simple();
+    // Cut off, the member's probes fail with its helpers silent: local
+    // health awareness stretches its probe period up to 8x, so it takes
+    // about 8 periods per peer to find itself alone. The others must still
+    // remember it then (and it them), as this test is about.
+    let config = Config {
+        remove_down_after: Duration::from_secs(90),
+        ..Config::simple()
+    };
     let mut sim = joined_cluster(61, n, config.clone());
     sim.run_for(Duration::from_secs(2));
     let target = 2;
@@ -535,7 +542,14 @@ fn member_that_lost_every_peer_recovers_by_itself() {
 #[test]
 fn member_that_lost_every_peer_recovers_after_being_forgotten() {
     let n = 5u32;
-    let config = Config::simple();
+    // Cut off, the member's probes fail with its helpers silent: local
+    // health awareness stretches its probe period up to 8x, so it takes
+    // about 8 periods per peer to find itself alone. The others must still
+    // remember it then (and it them), as this test is about.
+    let config = Config {
+        remove_down_after: Duration::from_secs(90),
+        ..Config::simple()
+    };
     let mut sim = joined_cluster(62, n, config.clone());
     sim.run_for(Duration::from_secs(2));
     let target = 2;

@@ -763,7 +763,7 @@ fn helper_relays_ping_req_and_forwards_the_ack() {
     f.handle_data(&datagram(id(2), 0, req, &[]), &mut rt)
         .unwrap();
     let m = rt.messages();
-    assert_eq!(m.len(), 1);
+    assert_eq!(m.len(), 2);
     assert_eq!(m[0].0, id(3));
     assert_eq!(
         m[0].1.message,
@@ -772,6 +772,9 @@ fn helper_relays_ping_req_and_forwards_the_ack() {
             probe_number: 42
         }
     );
+    // And the prober hears that its helper got the request (a nack).
+    assert_eq!(m[1].0, id(2));
+    assert_eq!(m[1].1.message, Message::Nack(42));
     rt.clear();
     let ack = Message::IndirectAck {
         origin: id(2),
@@ -1439,4 +1442,192 @@ fn a_sealed_datagram_is_accepted_once_per_sender_and_key() {
     f.handle_data_from(sealed(&news, 1, base + 6), 2, &mut rt)
         .unwrap();
     assert_eq!(state_of(&f, 3), Some((1, 0, State::Suspect)));
+}
+
+// ---- Lifeguard: local health awareness, nacks, the buddy system ----
+
+/// How a probe is answered in [`lifeguard_step`].
+#[derive(Clone, Copy)]
+enum Answer {
+    Ack,
+    /// Unanswered, and the helpers asked stay silent.
+    Silent,
+    /// Unanswered, but every helper asked answers with a nack.
+    Nacks,
+}
+
+/// Fires probe timer `t` (concluding the previous probe, starting one),
+/// answers the new probe as `answer` says; returns the next probe timer
+/// and the delays the new probe was scheduled with (period, RTT).
+fn lifeguard_step(
+    f: &mut F,
+    rt: &mut Rec,
+    t: Timer<TestId>,
+    answer: Answer,
+) -> (Timer<TestId>, Duration, Duration) {
+    rt.clear();
+    f.handle_timer(t, &mut *rt).unwrap();
+    let ping = rt
+        .messages()
+        .into_iter()
+        .find_map(|(to, h, _)| match h.message {
+            Message::Ping(n) => Some((to, n)),
+            _ => None,
+        })
+        .expect("a ping");
+    let delay = |rt: &Rec, pred: fn(&Timer<TestId>) -> bool| {
+        rt.timers.iter().find(|(t, _)| pred(t)).unwrap().1
+    };
+    let period = delay(rt, |t| matches!(t, Timer::ProbeRandomMember(_)));
+    let rtt = delay(rt, |t| matches!(t, Timer::SendIndirectProbe { .. }));
+    let next = rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    let indirect = rt.take_timer(|t| matches!(t, Timer::SendIndirectProbe { .. }));
+    let (to, n) = ping;
+    match answer {
+        Answer::Ack => {
+            f.handle_data(&datagram(to, 0, Message::Ack(n), &[]), &mut *rt)
+                .unwrap();
+        }
+        Answer::Silent | Answer::Nacks => {
+            rt.clear();
+            f.handle_timer(indirect, &mut *rt).unwrap();
+            let helpers: Vec<_> = rt
+                .messages()
+                .into_iter()
+                .filter(|(_, h, _)| matches!(h.message, Message::PingReq { .. }))
+                .map(|(helper, _, _)| helper)
+                .collect();
+            assert!(!helpers.is_empty());
+            if matches!(answer, Answer::Nacks) {
+                for helper in helpers {
+                    let nack = datagram(helper, 0, Message::Nack(n), &[]);
+                    f.handle_data(&nack, &mut *rt).unwrap();
+                }
+            }
+        }
+    }
+    (next, period, rtt)
+}
+
+#[test]
+fn probes_failing_with_silent_helpers_stretch_the_probe_and_acks_undo_it() {
+    let simple = Config::simple();
+    let (mut f, mut rt, t) = probing();
+    assert_eq!(f.health_multiplier(), 1);
+    // A probe fails and both helpers asked stay silent: our links are in
+    // doubt, two steps worse.
+    let (t, period, _) = lifeguard_step(&mut f, &mut rt, t, Answer::Silent);
+    assert_eq!(period, simple.probe_period);
+    let (t, period, rtt) = lifeguard_step(&mut f, &mut rt, t, Answer::Nacks);
+    assert_eq!(f.health_multiplier(), 3);
+    assert_eq!(
+        (period, rtt),
+        (simple.probe_period * 3, simple.probe_rtt * 3)
+    );
+    // A probe fails but both helpers answered: the target is gone, our
+    // health is not in question.
+    let (t, period, _) = lifeguard_step(&mut f, &mut rt, t, Answer::Ack);
+    assert_eq!(f.metrics().nacks_received, 2);
+    assert_eq!(f.health_multiplier(), 3);
+    assert_eq!(period, simple.probe_period * 3);
+    // An acked probe: one step better.
+    let (mut t, period, _) = lifeguard_step(&mut f, &mut rt, t, Answer::Silent);
+    assert_eq!(f.health_multiplier(), 2);
+    assert_eq!(period, simple.probe_period * 2);
+    // However bad it gets: at most awareness_max_multiplier.
+    for _ in 0..6 {
+        t = lifeguard_step(&mut f, &mut rt, t, Answer::Silent).0;
+    }
+    let (_, period, _) = lifeguard_step(&mut f, &mut rt, t, Answer::Silent);
+    assert_eq!(f.health_multiplier(), 8);
+    assert_eq!(f.metrics().health_multiplier, 8);
+    assert_eq!(period, simple.probe_period * 8);
+}
+
+#[test]
+fn without_local_health_awareness_the_probe_keeps_its_pace() {
+    let config = Config {
+        awareness_max_multiplier: 1,
+        ..Config::simple()
+    };
+    let (mut f, mut rt) = (foca(), Rec::default());
+    f.set_config(config.clone(), &mut rt).unwrap();
+    for a in 2..=4 {
+        apply(&mut f, &mut rt, Member::alive(id(a), 0));
+    }
+    let mut t = rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    for _ in 0..4 {
+        let (next, period, _) = lifeguard_step(&mut f, &mut rt, t, Answer::Silent);
+        assert_eq!(period, config.probe_period);
+        t = next;
+    }
+    assert_eq!(f.health_multiplier(), 1);
+}
+
+#[test]
+fn a_nack_counts_only_for_the_current_probe_and_once_per_helper() {
+    let (mut f, mut rt, t) = probing();
+    let (t, _, _) = lifeguard_step(&mut f, &mut rt, t, Answer::Silent);
+    // Nacks for another probe number, and more than the helpers asked.
+    for _ in 0..5 {
+        f.handle_data(&datagram(id(2), 0, Message::Nack(999), &[]), &mut rt)
+            .unwrap();
+    }
+    assert_eq!(f.metrics().nacks_received, 0);
+    let (_, _, _) = lifeguard_step(&mut f, &mut rt, t, Answer::Nacks);
+    let n = f.metrics().probes_sent as u32;
+    for _ in 0..5 {
+        f.handle_data(&datagram(id(2), 0, Message::Nack(n), &[]), &mut rt)
+            .unwrap();
+    }
+    assert_eq!(f.metrics().nacks_received, 2, "two helpers asked");
+}
+
+#[test]
+fn refuting_a_suspicion_of_itself_makes_a_member_probe_more_gently() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    let suspected = [Member::new(me(), 0, State::Suspect)];
+    f.handle_data(&datagram(id(2), 0, Message::Gossip, &suspected), &mut rt)
+        .unwrap();
+    assert_eq!(f.incarnation(), 1, "refuted");
+    assert_eq!(f.health_multiplier(), 2);
+}
+
+#[test]
+fn buddy_system_a_suspect_hears_of_its_suspicion_in_the_probe_and_refutes_at_once() {
+    // Member 1 suspects member 2; its next probe of 2 carries that first.
+    let (mut f, mut rt) = (foca(), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    apply(&mut f, &mut rt, Member::new(id(2), 0, State::Suspect));
+    let t = rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    rt.clear();
+    f.handle_timer(t, &mut rt).unwrap();
+    let msgs = rt.messages();
+    let (to, h, updates) = &msgs[0];
+    assert_eq!(*to, id(2));
+    let Message::Ping(n) = h.message else {
+        panic!("{:?}", h.message)
+    };
+    assert_eq!(updates[0], Member::new(id(2), 0, State::Suspect));
+    // Member 2 gets the ping: it refutes in its ack, at once.
+    let mut two = Foca::new(
+        id(2),
+        Config::simple(),
+        Xoshiro128PlusPlus::seed_from_u64(2),
+        TestCodec,
+    )
+    .unwrap();
+    let mut rt2 = Rec::default();
+    two.handle_data(&rt.sent[0].1, &mut rt2).unwrap();
+    assert_eq!(two.incarnation(), 1);
+    let reply = rt2
+        .messages()
+        .into_iter()
+        .find(|(to, h, _)| *to == me() && h.message == Message::Ack(n))
+        .expect("an ack");
+    assert!(reply.2.contains(&Member::alive(id(2), 1)), "{:?}", reply.2);
+    // The ack clears the suspicion at member 1.
+    f.handle_data(&rt2.sent[0].1, &mut rt).unwrap();
+    assert_eq!(state_of(&f, 2), Some((1, 1, State::Alive)));
 }

@@ -314,7 +314,7 @@ impl Harness {
     }
 
     fn message(&mut self, u: &mut Unstructured<'_>) -> Result<Message<Id>> {
-        Ok(match u.int_in_range(0u8..=12)? {
+        Ok(match u.int_in_range(0u8..=13)? {
             0 => Message::Ping(self.probe_number(u)?),
             1 | 2 => Message::Ack(self.probe_number(u)?),
             3 => Message::PingReq {
@@ -338,6 +338,7 @@ impl Harness {
             9 => Message::Gossip,
             10 => Message::TurnUndead,
             11 => Message::Broadcast,
+            12 => Message::Nack(self.probe_number(u)?),
             _ => Message::Sync {
                 reply: u.arbitrary()?,
             },

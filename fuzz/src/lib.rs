@@ -328,6 +328,7 @@ pub fn handmade_datagrams<C: Codec<Id>>(codec: &mut C) -> Vec<Vec<u8>> {
         Message::Gossip,
         Message::Broadcast,
         Message::TurnUndead,
+        Message::Nack(1),
     ];
     let updates = [
         Member::alive(id(7008), 0),

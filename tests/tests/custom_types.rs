@@ -102,6 +102,7 @@ impl Codec<Node> for NodeCodec {
             Message::TurnUndead => (10, None, None),
             // The flag rides in the tag: 11 asks, 12 replies.
             Message::Sync { reply } => (11 + u8::from(*reply), None, None),
+            Message::Nack(n) => (13, None, Some(*n)),
         };
         out.push(tag);
         if let Some(node) = node {
@@ -144,6 +145,7 @@ impl Codec<Node> for NodeCodec {
             10 => Message::TurnUndead,
             11 => Message::Sync { reply: false },
             12 => Message::Sync { reply: true },
+            13 => Message::Nack(take_u32(input)?),
             _ => return Err(Short),
         };
         Ok(Header {

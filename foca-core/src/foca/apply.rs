@@ -335,6 +335,9 @@ where
             }
             State::Suspect if seen >= self.incarnation => {
                 self.metrics.self_suspicions_refuted += 1;
+                // Lifeguard: suspected while alive, this member is likely
+                // the slow one; it probes more gently for a while.
+                self.health_worse(1);
                 debug_event!(incarnation = seen, "refuting a suspicion of this member");
                 self.refute(seen, runtime)
             }

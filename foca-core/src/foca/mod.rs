@@ -65,6 +65,9 @@ struct Probe<T> {
     indirect_done: bool,
     /// Whether helpers were asked (so an ack counts as an indirect success).
     indirect_sent: bool,
+    /// Helpers asked, and nacks received from them, for this probe.
+    helpers: u8,
+    nacks: u8,
 }
 
 type BroadcastKey<T, B> = <<B as BroadcastHandler<T>>::Broadcast as Invalidates>::Key;
@@ -130,6 +133,9 @@ where
     header_size: usize,
     rng: R,
     probe: Probe<T>,
+    /// Lifeguard's local health score: the probe period and RTT are
+    /// stretched by `health + 1` (see `Config::awareness_max_multiplier`).
+    health: u8,
     chains: Chains,
     /// Scratch buffers, kept to avoid allocating per datagram.
     buf: Vec<u8>,
@@ -213,7 +219,10 @@ where
                 acked: false,
                 indirect_done: false,
                 indirect_sent: false,
+                helpers: 0,
+                nacks: 0,
             },
+            health: 0,
             chains: Chains::new(),
             seeds: Vec::new(),
             metrics: Metrics::default(),
@@ -271,7 +280,16 @@ where
         m.broadcasts_dropped = self.broadcasts.dropped;
         m.updates_backlog = self.updates.len() as u64;
         m.broadcast_backlog = self.broadcasts.len() as u64;
+        m.health_multiplier = u64::from(self.health_multiplier());
         m
+    }
+
+    /// How much this member stretches its probe period and probe RTT now:
+    /// 1 when healthy, up to [`Config::awareness_max_multiplier`] when its
+    /// probes keep failing without its helpers answering (Lifeguard's
+    /// local health awareness).
+    pub fn health_multiplier(&self) -> u32 {
+        u32::from(self.health) + 1
     }
 
     /// The number of active (alive or suspect) members, not counting this one.

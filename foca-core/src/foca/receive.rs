@@ -302,6 +302,15 @@ where
                 self.register_ack(&target, probe_number, true, runtime);
                 Ok(())
             }
+            Message::Nack(probe_number) => {
+                // At most one per helper asked: forged ones only bring this
+                // member back to plain SWIM timing.
+                if self.probe.number == probe_number && self.probe.nacks < self.probe.helpers {
+                    self.probe.nacks += 1;
+                    self.metrics.nacks_received += 1;
+                }
+                Ok(())
+            }
             Message::Announce => self.answer_announce(&src, runtime),
             // The update it carried was applied: if it was about us at our
             // incarnation, we refuted. Tell the sender right away.
@@ -331,10 +340,11 @@ where
             return Ok(());
         }
         let ping = Message::IndirectPing {
-            origin: src,
+            origin: src.clone(),
             probe_number,
         };
-        self.send(&target, ping, runtime)
+        self.send(&target, ping, runtime)?;
+        self.send(&src, Message::Nack(probe_number), runtime)
     }
 
     /// Answers an announce with a feed, at most `MAX_FEEDS_PER_SOURCE`

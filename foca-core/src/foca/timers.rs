@@ -233,13 +233,24 @@ where
             return Ok(());
         };
         if self.probe.acked {
+            self.health = self.health.saturating_sub(1);
             return Ok(());
         }
         if !self.probe.indirect_done {
+            // Our timer came late: we are the slow one.
             self.metrics.probes_incomplete += 1;
+            self.health_worse(1);
             return Ok(());
         }
         self.metrics.probes_failed += 1;
+        // Helpers that did not answer point at our own links; when they
+        // all did, the target is gone and our health is not in question.
+        let silent = if self.probe.helpers > 0 {
+            self.probe.helpers.saturating_sub(self.probe.nacks)
+        } else {
+            1
+        };
+        self.health_worse(silent);
         // Already suspect: its suspicion timer is pending (it has its own
         // slot, never refused), nothing to add.
         let current = self
@@ -263,18 +274,22 @@ where
         };
         let token = self.chains.issue();
         self.chains.probe = Some(token);
-        runtime.submit_after(Timer::ProbeRandomMember(token), self.config.probe_period);
+        let stretch = self.health_multiplier();
+        let period = self.config.probe_period.saturating_mul(stretch);
+        runtime.submit_after(Timer::ProbeRandomMember(token), period);
         self.probe.number = self.probe.number.wrapping_add(1);
         self.probe.acked = false;
         self.probe.indirect_done = false;
         self.probe.indirect_sent = false;
+        self.probe.helpers = 0;
+        self.probe.nacks = 0;
         let number = self.probe.number;
         runtime.submit_after(
             Timer::SendIndirectProbe {
                 probed_id: target.id().clone(),
                 probe_number: number,
             },
-            self.config.probe_rtt,
+            self.config.probe_rtt.saturating_mul(stretch),
         );
         let id = target.id().clone();
         self.probe.target = Some(target);
@@ -313,8 +328,16 @@ where
             runtime,
         )?;
         self.probe.indirect_sent = helpers > 0;
+        self.probe.helpers = u8::try_from(helpers).unwrap_or(u8::MAX);
         self.metrics.indirect_probes_sent += helpers as u64;
         Ok(())
+    }
+
+    /// Lifeguard: raises the local health score by `by`, up to
+    /// `awareness_max_multiplier - 1`.
+    pub(super) fn health_worse(&mut self, by: u8) {
+        let most = self.config.awareness_max_multiplier.saturating_sub(1);
+        self.health = self.health.saturating_add(by).min(most);
     }
 
     /// A suspicion ran its course: still suspect at that incarnation means down.
