@@ -362,7 +362,7 @@ fn forged_suspicions_of_everyone_at_once() {
             .filter_map(|a| net.endpoint(&a))
             .map(|ep| {
                 Member::new(
-                    ep.foca().identity().clone(),
+                    *ep.foca().identity(),
                     ep.foca().incarnation(),
                     State::Suspect,
                 )
