@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::handle::Handle;
+use crate::handle::{Channels, Handle};
 use crate::task::Task;
 
 /// Events kept for slow subscribers by default (see
@@ -161,11 +161,11 @@ where
             origin,
         };
         tokio::spawn(task.run().instrument(span));
-        Ok(Handle {
+        let channels = Channels {
             requests: requests_tx,
             snapshot: snapshot_rx,
             events: weak_events,
-            local_addr,
-        })
+        };
+        Ok(Handle::new(channels, local_addr))
     }
 }
