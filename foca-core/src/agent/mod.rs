@@ -21,6 +21,7 @@
 //! seeds, with host-name lookups at start and while alone ([`Seeds`]); and
 //! the socket's counters ([`AgentMetrics`]).
 
+mod builder;
 #[cfg(feature = "std")]
 mod handle;
 mod report;
