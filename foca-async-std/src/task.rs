@@ -7,12 +7,12 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_io::{Async, Timer};
 use foca_codec::Envelope;
 use foca_core::agent::look_up;
-use foca_core::{Agent, BroadcastHandler, Codec, Event, Invalidates, Request, SocketIdentity};
+use foca_core::{Agent, BroadcastHandler, Clock, Codec, Event, Request, SocketIdentity};
 use futures_lite::future::{or, pending};
 use rand::rngs::SmallRng;
 use tracing::info;
@@ -39,8 +39,8 @@ pub(crate) struct Task<T: SocketIdentity, C: Codec<T>, B: BroadcastHandler<T>> {
     requests: async_channel::Receiver<Request<T, Envelope>>,
     shared: Arc<Shared<T>>,
     events: async_broadcast::Sender<Event<T>>,
-    /// The instant the agent's time counts from.
-    origin: Instant,
+    /// The agent's time.
+    clock: Clock,
 }
 
 /// Marks the task stopped when it ends, however it ends (a dropped task
@@ -53,14 +53,8 @@ impl<T> Drop for StopOnDrop<T> {
     }
 }
 
-impl<T, C, B> Task<T, C, B>
-where
-    T: SocketIdentity + Send + Sync + 'static,
-    C: Codec<T> + Send + 'static,
-    B: BroadcastHandler<T> + Send + 'static,
-    B::Broadcast: Send,
-    <B::Broadcast as Invalidates>::Key: Send,
-{
+// The builder asks for `Send` and `'static`, where the task is boxed.
+impl<T: SocketIdentity, C: Codec<T>, B: BroadcastHandler<T>> Task<T, C, B> {
     pub(crate) fn new(
         agent: Agent<T, C, SmallRng, B, Envelope>,
         socket: Arc<Async<UdpSocket>>,
@@ -68,19 +62,14 @@ where
         shared: Arc<Shared<T>>,
         events: async_broadcast::Sender<Event<T>>,
     ) -> Self {
-        let origin = Instant::now();
         Self {
             agent,
             socket,
             requests,
             shared,
             events,
-            origin,
+            clock: Clock::new(),
         }
-    }
-
-    fn now(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.origin)
     }
 
     pub(crate) async fn run(mut self) {
@@ -93,11 +82,11 @@ where
         let stopped_by = loop {
             self.flush();
             buf.resize(self.agent.endpoint().max_datagram() + 1, 0);
-            let wake = self.agent.next_wake().map(|d| self.origin + d);
+            let wake = self.agent.next_wake().map(|d| self.clock.to_instant(d));
             let blocked = self.agent.is_blocked();
             let (requests, socket) = (&self.requests, &self.socket);
             let woke = wait(requests, socket, blocked, wake, &mut lookup, &mut buf).await;
-            let now = self.now();
+            let now = self.clock.now();
             match woke {
                 Woke::Request(None) => break None,
                 Woke::Request(Some(r)) => {
@@ -115,7 +104,7 @@ where
             // Due work runs after every event, so a steady stream of
             // datagrams cannot starve the timers.
             if wake.is_some_and(|w| w <= Instant::now())
-                && let Some(hosts) = self.agent.handle_timeouts(self.now())
+                && let Some(hosts) = self.agent.handle_timeouts(self.clock.now())
             {
                 lookup = Some(Box::pin(look_up(hosts, async_net::resolve)));
             }
@@ -140,7 +129,7 @@ where
         let send = |data: &[u8], to| socket.send_to(data, to);
         // No subscriber is not an error; a full buffer drops the oldest.
         let publish = |event| drop(events.try_broadcast(event));
-        if let Some(snapshot) = self.agent.flush(self.now(), send, publish) {
+        if let Some(snapshot) = self.agent.flush(self.clock.now(), send, publish) {
             self.shared.publish(snapshot);
         }
     }

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use foca_codec::Envelope;
-use foca_core::{AgentError, BroadcastHandler, Codec, Invalidates, SocketIdentity};
-use rand::SeedableRng;
+use foca_core::AgentError;
 use rand::rngs::SmallRng;
 use tokio::net::{ToSocketAddrs, UdpSocket};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -42,56 +41,43 @@ foca_core::driver_builder! {
     /// ```
     envelope: Envelope,
     rng: SmallRng,
-}
+    os_seed: rand::random,
+    impl {
+        /// Binds a UDP socket to `addr` and starts the agent on the current
+        /// tokio runtime.
+        pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Handle<T>, AgentError> {
+            let socket = UdpSocket::bind(addr).await?;
+            self.spawn(socket)
+        }
 
-/// The member's random generator: from the rng seed, or from the OS.
-fn rng(seed: Option<u64>) -> SmallRng {
-    SmallRng::seed_from_u64(seed.unwrap_or_else(rand::random))
-}
-
-impl<T, C, B> Builder<T, C, B>
-where
-    T: SocketIdentity + Send + Sync + 'static,
-    C: Codec<T> + Send + 'static,
-    T::Addr: Send,
-    B: BroadcastHandler<T> + Send + 'static,
-    B::Broadcast: Send,
-    <B::Broadcast as Invalidates>::Key: Send,
-{
-    /// Binds a UDP socket to `addr` and starts the agent on the current
-    /// tokio runtime.
-    pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Handle<T>, AgentError> {
-        let socket = UdpSocket::bind(addr).await?;
-        self.spawn(socket)
-    }
-
-    /// Starts the agent on `socket` (already bound), on the current tokio
-    /// runtime. Fails if the config is invalid or does not fit the
-    /// envelope.
-    pub fn spawn(self, socket: UdpSocket) -> Result<Handle<T>, AgentError> {
-        let local_addr = socket.local_addr()?;
-        let span = tracing::info_span!("foca", id = ?self.identity);
-        let origin = Instant::now();
-        let (agent, event_capacity) = self.start(rng)?;
-        let (snapshot, snapshot_rx) = watch::channel(Arc::new(agent.endpoint().snapshot()));
-        let (events, _) = broadcast::channel(event_capacity);
-        // The task holds the only strong sender: subscriptions end with it.
-        let weak_events = events.downgrade();
-        let (requests_tx, requests) = mpsc::channel(COMMAND_CAPACITY);
-        let task = Task {
-            agent,
-            socket,
-            requests,
-            snapshot,
-            events,
-            origin,
-        };
-        tokio::spawn(task.run().instrument(span));
-        let channels = Channels {
-            requests: requests_tx,
-            snapshot: snapshot_rx,
-            events: weak_events,
-        };
-        Ok(Handle::new(channels, local_addr))
+        /// Starts the agent on `socket` (already bound), on the current tokio
+        /// runtime. Fails if the config is invalid or does not fit the
+        /// envelope.
+        pub fn spawn(self, socket: UdpSocket) -> Result<Handle<T>, AgentError> {
+            let local_addr = socket.local_addr()?;
+            let span = tracing::info_span!("foca", id = ?self.identity);
+            let origin = Instant::now();
+            let (agent, event_capacity) = self.start()?;
+            let (snapshot, snapshot_rx) = watch::channel(Arc::new(agent.endpoint().snapshot()));
+            let (events, _) = broadcast::channel(event_capacity);
+            // The task holds the only strong sender: subscriptions end with it.
+            let weak_events = events.downgrade();
+            let (requests_tx, requests) = mpsc::channel(COMMAND_CAPACITY);
+            let task = Task {
+                agent,
+                socket,
+                requests,
+                snapshot,
+                events,
+                origin,
+            };
+            tokio::spawn(task.run().instrument(span));
+            let channels = Channels {
+                requests: requests_tx,
+                snapshot: snapshot_rx,
+                events: weak_events,
+            };
+            Ok(Handle::new(channels, local_addr))
+        }
     }
 }

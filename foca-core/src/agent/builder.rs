@@ -4,18 +4,26 @@
 /// Defines a driver's `Builder<T, C, B>`: the identity, the config, the
 /// codec and the envelope (required), the seeds, the rng seed, the event
 /// capacity and the broadcast handler (optional), with the same methods in
-/// every driver. The driver adds `bind` and `spawn` in its own `impl`, and
-/// starts the [`Agent`](crate::Agent) with the generated private method
-/// `start(self, rng) -> Result<(Agent, event_capacity), AgentError>`,
-/// which validates the config and joins through the address seeds at
-/// time zero.
+/// every driver. The driver's own methods (`bind`, `spawn`) are given in
+/// `impl { .. }` and land in the same `impl` block, with every type `Send`
+/// and `'static`; they start the [`Agent`](crate::Agent) with the
+/// generated private method `start(self) -> Result<(Agent,
+/// event_capacity), AgentError>`, which validates the config and joins
+/// through the address seeds at time zero.
 ///
-/// `$env` is the envelope type (`foca_codec::Envelope` for the drivers
-/// here) and `$rng` the random generator; the attributes given go on the
-/// struct (its docs, with the driver's example).
+/// `envelope` is the envelope type (`foca_codec::Envelope` for the drivers
+/// here); `rng` the random generator (a `SeedableRng`) and `os_seed` what
+/// seeds it when the builder was given no rng seed; the attributes given
+/// first go on the struct (its docs, with the driver's example).
 #[macro_export]
 macro_rules! driver_builder {
-    ($(#[$meta:meta])* envelope: $env:ty, rng: $rng:ty $(,)?) => {
+    (
+        $(#[$meta:meta])*
+        envelope: $env:ty,
+        rng: $rng:ty,
+        os_seed: $os_seed:expr,
+        impl { $($driver:tt)* }
+    ) => {
         /// Events kept for slow subscribers by default (see
         /// [`Builder::event_capacity`]).
         pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
@@ -107,13 +115,13 @@ macro_rules! driver_builder {
             }
 
             /// The agent, joined through the address seeds at time zero,
-            /// with the event capacity; `rng` is made from the rng seed.
+            /// and the event capacity.
             fn start(
                 self,
-                rng: impl FnOnce(::core::option::Option<u64>) -> $rng,
             ) -> ::core::result::Result<($crate::Agent<T, C, $rng, B, $env>, usize), $crate::AgentError> {
                 let zero = ::core::time::Duration::ZERO;
-                let rng = rng(self.rng_seed);
+                let seed = self.rng_seed.unwrap_or_else($os_seed);
+                let rng = <$rng as $crate::agent::SeedableRng>::seed_from_u64(seed);
                 let foca = $crate::Foca::with_custom_broadcast(
                     self.identity,
                     self.config,
@@ -126,6 +134,8 @@ macro_rules! driver_builder {
                 agent.join(zero)?;
                 Ok((agent, self.event_capacity))
             }
+
+            $($driver)*
         }
     };
 }

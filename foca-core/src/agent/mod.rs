@@ -34,6 +34,9 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use rand::Rng;
+/// The random generators' seeding, for [`driver_builder`](crate::driver_builder).
+#[doc(hidden)]
+pub use rand::SeedableRng;
 
 #[cfg(feature = "std")]
 pub use handle::{Handle, Link};
