@@ -4,7 +4,6 @@
 //! the config's own timings, generous for a slow shared machine.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,9 +13,8 @@ use async_net::UdpSocket;
 use foca_async_std::{AgentTask, Builder, Event, Handle, Snapshot, Subscription};
 use foca_codec::PostcardCodec;
 use foca_codec::envelope::Envelope;
-use foca_core::{
-    BroadcastHandler, Config, ConnectionState, GenerationalId, Invalidates, Notification,
-};
+use foca_core::testing::NewsOnce;
+use foca_core::{Config, ConnectionState, GenerationalId, Notification};
 use futures_lite::future;
 
 type Id = GenerationalId<SocketAddr>;
@@ -177,30 +175,6 @@ async fn join_crash_and_leave(spawn: Spawner) {
     shutdown_all(&agents).await;
 }
 
-/// Items are unique byte strings; each is news once.
-#[derive(Default)]
-struct Once(BTreeSet<Vec<u8>>);
-
-struct Item(Vec<u8>);
-
-impl Invalidates for Item {
-    type Key = Vec<u8>;
-    fn key(&self) -> Vec<u8> {
-        self.0.clone()
-    }
-    fn invalidates(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-
-impl BroadcastHandler<Id> for Once {
-    type Broadcast = Item;
-    type Error = std::convert::Infallible;
-    fn receive_item(&mut self, item: &[u8], _: Option<&Id>) -> Result<Option<Item>, Self::Error> {
-        Ok(self.0.insert(item.to_vec()).then(|| Item(item.to_vec())))
-    }
-}
-
 /// A custom broadcast reaches every other member, once.
 async fn broadcast_reaches_all(spawn: Spawner) {
     const N: usize = 6;
@@ -208,7 +182,7 @@ async fn broadcast_reaches_all(spawn: Spawner) {
     for i in 0..N {
         let (socket, b) = builder(N, 100 + i as u64).await;
         let seed = agents.first().map(Handle::local_addr);
-        let b = b.broadcast_handler(Once::default()).seeds(seed);
+        let b = b.broadcast_handler(NewsOnce::default()).seeds(seed);
         agents.push(b.spawn(socket, spawn).unwrap());
     }
     let all: Vec<&Handle<Id>> = agents.iter().collect();
