@@ -41,10 +41,12 @@ pub(crate) struct Task<T: SocketIdentity, C: Codec<T>, B: BroadcastHandler<T>> {
     events: async_broadcast::Sender<Event<T>>,
     /// The agent's time.
     clock: Clock,
+    /// Tells the handles when the task ends, even unpolled.
+    stop: StopOnDrop<T>,
 }
 
-/// Marks the task stopped when it ends, however it ends (a dropped task
-/// future included).
+/// Marks the task stopped when it ends, however it ends (a task future
+/// dropped, even before it was first polled, included).
 struct StopOnDrop<T>(Arc<Shared<T>>);
 
 impl<T> Drop for StopOnDrop<T> {
@@ -66,6 +68,7 @@ impl<T: SocketIdentity, C: Codec<T>, B: BroadcastHandler<T>> Task<T, C, B> {
             agent,
             socket,
             requests,
+            stop: StopOnDrop(Arc::clone(&shared)),
             shared,
             events,
             clock: Clock::new(),
@@ -74,7 +77,6 @@ impl<T: SocketIdentity, C: Codec<T>, B: BroadcastHandler<T>> Task<T, C, B> {
 
     pub(crate) async fn run(mut self) {
         info!(local_addr = ?self.socket.get_ref().local_addr().ok(), "agent started");
-        let stop = StopOnDrop(Arc::clone(&self.shared));
         let mut lookup: Option<Lookup> = None;
         // Receive buffer: one byte more than the agent accepts, so that
         // larger datagrams are seen as such (and counted).
@@ -115,7 +117,7 @@ impl<T: SocketIdentity, C: Codec<T>, B: BroadcastHandler<T>> Task<T, C, B> {
         // the address can be reused.
         self.requests.close();
         drop(self.socket);
-        drop(stop);
+        drop(self.stop);
         if let Some(reply) = stopped_by {
             reply(Ok(()));
         }

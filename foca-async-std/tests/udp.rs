@@ -65,9 +65,17 @@ fn any_port() -> SocketAddr {
 
 /// A builder for an agent on a free loopback port, and its socket.
 async fn builder(n: usize, index: u64) -> (UdpSocket, Builder<Id, PostcardCodec<Id>>) {
+    sealed_with(n, index, Envelope::insecure_plaintext(LABEL)).await
+}
+
+/// [`builder`], with this envelope.
+async fn sealed_with(
+    n: usize,
+    index: u64,
+    envelope: Envelope,
+) -> (UdpSocket, Builder<Id, PostcardCodec<Id>>) {
     let socket = UdpSocket::bind(any_port()).await.unwrap();
     let id = GenerationalId::new(socket.local_addr().unwrap(), 1);
-    let envelope = Envelope::insecure_plaintext(LABEL);
     let b = Builder::new(id, config(n), PostcardCodec::new(), envelope).rng_seed(index);
     (socket, b)
 }
@@ -83,20 +91,20 @@ async fn cluster(n: usize, spawn: Spawner) -> Vec<Handle<Id>> {
     agents
 }
 
+/// Waits until `check` holds for every agent, all within `limit` in total.
 async fn wait_all(
     agents: &[&Handle<Id>],
     limit: Duration,
     what: &str,
     check: impl Fn(&Snapshot<Id>) -> bool,
 ) {
+    let deadline = Instant::now() + limit;
     for a in agents {
-        let r = within(limit, a.wait_for(&check)).await;
-        assert!(
-            matches!(r, Some(Ok(_))),
-            "{what}: agent {} did not get there within {limit:?}: {:?}",
-            a.local_addr(),
-            a.snapshot()
-        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !matches!(within(left, a.wait_for(&check)).await, Some(Ok(_))) {
+            let (addr, seen) = (a.local_addr(), a.snapshot());
+            panic!("{what}: agent {addr} not there after {limit:?}: {seen:?}");
+        }
     }
 }
 
@@ -307,6 +315,82 @@ async fn stopping_ends_everything(spawn: Spawner) {
     ));
     assert!(a.wait_for(|_| false).await.is_err());
     a.shutdown().await.unwrap();
+
+    // Dropping every handle stops the agent; so does dropping its task.
+    let (socket, b) = builder(2, 8).await;
+    let b = b.spawn(socket, spawn).unwrap();
+    let mut sub = b.subscribe();
+    drop(b);
+    let ended = within(Duration::from_secs(10), async {
+        while sub.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_some(), "the agent outlived its handles");
+    let (socket, c) = builder(2, 9).await;
+    let (c, task) = c.build(socket).unwrap();
+    drop(task);
+    assert!(c.is_stopped());
+    assert!(c.wait_for(|_| false).await.is_err());
+    assert!(c.shutdown().await.is_ok());
+}
+
+/// Keys rotate on a running cluster without a datagram refused; a member
+/// without the key is kept out.
+#[cfg(feature = "encryption")]
+async fn keys_rotate_and_strangers_stay_out(spawn: Spawner) {
+    use foca_codec::{Cipher, Key, Keyring};
+    const N: usize = 3;
+    let ring = || {
+        Keyring::new(
+            1,
+            Key::new(Cipher::ChaCha20Poly1305, [3; 32]),
+            &mut rand::rng(),
+        )
+    };
+    let mut agents: Vec<Handle<Id>> = Vec::new();
+    for i in 0..N {
+        let sealed = Envelope::encrypted(LABEL, ring());
+        let (socket, b) = sealed_with(N, 200 + i as u64, sealed).await;
+        let seed = agents.first().map(Handle::local_addr);
+        agents.push(b.seeds(seed).spawn(socket, spawn).unwrap());
+    }
+    let all: Vec<&Handle<Id>> = agents.iter().collect();
+    wait_all(&all, bound(N, 20), "join", |s| s.members.len() == N - 1).await;
+    for a in &agents {
+        a.add_key(2, Key::new(Cipher::XChaCha20Poly1305, [5; 32]))
+            .await
+            .unwrap();
+    }
+    for a in &agents {
+        a.use_key(2).await.unwrap();
+    }
+    // A few probe periods on key 2, then key 1 goes.
+    Timer::after(config(N).probe_period * 5).await;
+    for a in &agents {
+        a.remove_key(1).await.unwrap();
+    }
+    let err = agents[0].remove_key(2).await.unwrap_err();
+    assert!(err.to_string().contains('2'), "{err}");
+
+    let (socket, b) = sealed_with(N, 299, Envelope::insecure_plaintext(LABEL)).await;
+    let stranger = b
+        .seeds([agents[0].local_addr()])
+        .spawn(socket, spawn)
+        .unwrap();
+    Timer::after(config(N).probe_period * 5).await;
+    assert!(stranger.members().is_empty());
+    for (i, a) in agents.iter().enumerate() {
+        let r = a.metrics().await.unwrap().rejections;
+        // Only the stranger's datagrams were refused, and the seed it
+        // announced to refused them.
+        assert_eq!(r.total(), r.plaintext_refused, "agent {i}: {r:?}");
+        assert!(
+            i != 0 || r.plaintext_refused > 0,
+            "the stranger got through"
+        );
+        assert_eq!(a.members().len(), N - 1);
+    }
+    shutdown_all(agents.iter().chain([&stranger])).await;
 }
 
 /// The scenarios, each under both executors.
@@ -333,3 +417,18 @@ on_both!(
     hostile_datagrams_are_dropped_and_counted,
     stopping_ends_everything,
 );
+
+#[cfg(feature = "encryption")]
+mod encrypted {
+    #[test]
+    fn keys_rotate_and_strangers_stay_out_on_async_std() {
+        async_std::task::block_on(super::keys_rotate_and_strangers_stay_out(
+            super::on_async_std,
+        ));
+    }
+
+    #[test]
+    fn keys_rotate_and_strangers_stay_out_on_smol() {
+        smol::block_on(super::keys_rotate_and_strangers_stay_out(super::on_smol));
+    }
+}
