@@ -80,7 +80,9 @@ where
         };
         self.agent.stop();
         info!("agent stopped");
-        // Close the socket before confirming, so the address can be reused.
+        // Closed before confirming: the handles see the agent stopped
+        // (`is_stopped`, on any thread), and the address can be reused.
+        self.requests.close();
         drop(self.socket);
         if let Some(reply) = stopped_by {
             reply(Ok(()));
