@@ -603,6 +603,25 @@ impl Envelope {
 /// The core's view of the envelope: the [`Endpoint`](foca_core::Endpoint)
 /// seals and opens every datagram through this. Refusals are counted here
 /// by exact reason ([`Envelope::rejections`]) and by the endpoint by class.
+#[cfg(feature = "encryption")]
+impl foca_core::KeyedEnvelope for Envelope {
+    type KeyId = crate::KeyId;
+    type Key = crate::Key;
+    type KeyError = crate::KeyringError;
+
+    fn add_key(&mut self, id: crate::KeyId, key: crate::Key) -> Result<(), crate::KeyringError> {
+        Envelope::add_key(self, id, key)
+    }
+
+    fn use_key(&mut self, id: crate::KeyId) -> Result<(), crate::KeyringError> {
+        Envelope::use_key(self, id)
+    }
+
+    fn remove_key(&mut self, id: crate::KeyId) -> Result<(), crate::KeyringError> {
+        Envelope::remove_key(self, id)
+    }
+}
+
 impl foca_core::Envelope for Envelope {
     type SealError = SealError;
     type Rejections = Rejections;

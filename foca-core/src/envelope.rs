@@ -48,6 +48,27 @@ pub trait Envelope {
     fn rejections(&self) -> Self::Rejections;
 }
 
+/// An [`Envelope`] whose keys can change while it is in use: a driver's
+/// handle rotates them (`add_key`, `use_key`, `remove_key`) where the agent
+/// runs. `foca-codec` implements it (feature `encryption`).
+pub trait KeyedEnvelope: Envelope {
+    /// How a key is named on the wire.
+    type KeyId: Send + 'static;
+    /// A key.
+    type Key: Send + 'static;
+    /// Why a change was refused.
+    type KeyError: core::error::Error + Send + Sync + 'static;
+
+    /// Adds a key: it opens datagrams at once, and seals once it is used.
+    fn add_key(&mut self, id: Self::KeyId, key: Self::Key) -> Result<(), Self::KeyError>;
+
+    /// Seals from now on with key `id`.
+    fn use_key(&mut self, id: Self::KeyId) -> Result<(), Self::KeyError>;
+
+    /// Removes key `id` (not the one in use).
+    fn remove_key(&mut self, id: Self::KeyId) -> Result<(), Self::KeyError>;
+}
+
 /// A datagram an [`Envelope`] opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Opened<'a> {

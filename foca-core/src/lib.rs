@@ -142,7 +142,7 @@ pub use endpoint::{
     Command, Endpoint, Event, MAX_QUEUED_EVENTS, MAX_QUEUED_TRANSMITS, MAX_TIMERS_PER_CALL,
     SNAPSHOT_INTERVAL, Snapshot, Transmit,
 };
-pub use envelope::{Envelope, Opened, Refusal, Sequence};
+pub use envelope::{Envelope, KeyedEnvelope, Opened, Refusal, Sequence};
 pub use error::Error;
 pub use foca::{
     AMPLIFICATION_FACTOR, ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR,

@@ -4,7 +4,8 @@
 //! [`TestCodec`] encodes [`GenerationalId<u32>`] identities in fixed-width
 //! big-endian fields. It is strict (every tag and state byte is checked) and
 //! never panics, but it is not a wire format to deploy: use `foca-codec`.
-//! [`NoEnvelope`] seals nothing.
+//! [`NoEnvelope`] seals nothing. [`NewsOnce`] is a custom-broadcast handler
+//! for tests: every distinct item is news once.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -230,4 +231,42 @@ impl crate::Envelope for NoEnvelope {
     }
 
     fn rejections(&self) {}
+}
+
+/// A custom-broadcast handler for tests: items are byte strings, and each
+/// distinct one is news once (the first time this member hears of it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewsOnce {
+    /// Every item heard of so far.
+    pub seen: alloc::collections::BTreeSet<Vec<u8>>,
+}
+
+/// An item [`NewsOnce`] accepted: it invalidates only itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewsItem(pub Vec<u8>);
+
+impl crate::Invalidates for NewsItem {
+    type Key = Vec<u8>;
+
+    fn key(&self) -> Vec<u8> {
+        self.0.clone()
+    }
+
+    fn invalidates(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T> crate::BroadcastHandler<T> for NewsOnce {
+    type Broadcast = NewsItem;
+    type Error = core::convert::Infallible;
+
+    fn receive_item(
+        &mut self,
+        item: &[u8],
+        _: Option<&T>,
+    ) -> Result<Option<NewsItem>, Self::Error> {
+        let news = self.seen.insert(item.to_vec());
+        Ok(news.then(|| NewsItem(item.to_vec())))
+    }
 }

@@ -65,4 +65,4 @@ mod task;
 
 pub use builder::{Builder, DEFAULT_EVENT_CAPACITY};
 pub use foca_core::{AgentError, Event, Lagged, Seed, Snapshot};
-pub use handle::{AgentMetrics, Handle, Subscription};
+pub use handle::{AgentMetrics, Channels, Handle, Subscription};

@@ -1,20 +1,20 @@
 //! The agent task: one loop over the socket, the next wake-up and the
 //! requests, around the core's sans-IO [`Agent`].
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use foca_codec::Envelope;
+use foca_core::agent::look_up;
 use foca_core::{
-    Agent, BroadcastHandler, Codec, Event, Invalidates, Request, Snapshot, SocketIdentity, Transmit,
+    Agent, BroadcastHandler, Codec, Event, Invalidates, Request, Snapshot, SocketIdentity,
 };
 use rand::rngs::SmallRng;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
-use tracing::{Instrument, debug, info, warn};
+use tracing::{Instrument, info};
 
 /// What a seed lookup found, and how many names failed.
 type Found = (Vec<SocketAddr>, u64);
@@ -47,11 +47,8 @@ where
         // Receive buffer: one byte more than the agent accepts, so that
         // larger datagrams are seen as such (and counted).
         let mut buf = Vec::new();
-        // A datagram the socket could not take yet; the others wait in the
-        // endpoint's bounded queue meanwhile.
-        let mut blocked: Option<Transmit<SocketAddr>> = None;
         let stopped_by = loop {
-            self.flush(&mut blocked);
+            self.flush();
             buf.resize(self.agent.endpoint().max_datagram() + 1, 0);
             let wake = self.agent.next_wake().map(|d| self.origin + d);
             let origin = self.origin;
@@ -67,16 +64,10 @@ where
                 Some((found, failed)) = found_rx.recv() => {
                     self.agent.looked_up(now(), found, failed);
                 }
-                received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((len, from)) => self.agent.handle_datagram(now(), from, &mut buf[..len]),
-                    Err(e) => {
-                        // ICMP errors surface here on some systems; the
-                        // socket itself is fine.
-                        self.agent.recv_error();
-                        debug!(error = %e, "receive error");
-                    }
-                },
-                _ = self.socket.writable(), if blocked.is_some() => {}
+                received = self.socket.recv_from(&mut buf) => {
+                    self.agent.received(now(), received, &mut buf);
+                }
+                _ = self.socket.writable(), if self.agent.is_blocked() => {}
                 () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
             }
             // Due work runs after every event, so a steady stream of
@@ -89,7 +80,9 @@ where
         };
         self.agent.stop();
         info!("agent stopped");
-        // Close the socket before confirming, so the address can be reused.
+        // Closed before confirming: the handles see the agent stopped
+        // (`is_stopped`, on any thread), and the address can be reused.
+        self.requests.close();
         drop(self.socket);
         if let Some(reply) = stopped_by {
             reply(Ok(()));
@@ -97,29 +90,12 @@ where
     }
 
     /// Sends what the agent queued, fans out what it reported.
-    fn flush(&mut self, blocked: &mut Option<Transmit<SocketAddr>>) {
-        while let Some(t) = blocked.take().or_else(|| self.agent.poll_transmit()) {
-            match self.socket.try_send_to(&t.data, t.to) {
-                Ok(n) => self.agent.sent(t.data, Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Sent once the socket is writable (see `run`).
-                    *blocked = Some(t);
-                    break;
-                }
-                Err(e) => {
-                    debug!(error = %e, to = %t.to, "send error");
-                    self.agent.sent(t.data, None);
-                }
-            }
-        }
-        while let Some(event) = self.agent.poll_event() {
-            if let Event::Membership(n) = &event {
-                info!(event = ?n, "membership");
-            }
-            // No subscriber is not an error.
-            let _ = self.events.send(event);
-        }
-        if let Some(snapshot) = self.agent.poll_snapshot(self.now()) {
+    fn flush(&mut self) {
+        let (socket, events) = (&self.socket, &self.events);
+        let send = |data: &[u8], to| socket.try_send_to(data, to);
+        // No subscriber is not an error.
+        let publish = |event| drop(events.send(event));
+        if let Some(snapshot) = self.agent.flush(self.now(), send, publish) {
             self.snapshot.send_replace(Arc::new(snapshot));
         }
     }
@@ -127,15 +103,6 @@ where
 
 /// Looks seed host names up, and reports what was found.
 async fn resolve(hosts: Vec<String>, found: mpsc::Sender<Found>) {
-    let (mut addrs, mut failures) = (Vec::new(), 0);
-    for host in hosts {
-        match tokio::net::lookup_host(host.as_str()).await {
-            Ok(found) => addrs.extend(found),
-            Err(e) => {
-                failures += 1;
-                warn!(%host, error = %e, "seed did not resolve");
-            }
-        }
-    }
-    let _ = found.send((addrs, failures)).await;
+    let lookup = |host: String| tokio::net::lookup_host(host);
+    let _ = found.send(look_up(hosts, lookup).await).await;
 }

@@ -292,33 +292,7 @@ async fn a_slow_subscriber_is_told_it_lagged() {
 
 #[tokio::test(start_paused = true)]
 async fn broadcasts_reach_every_subscriber() {
-    use foca_core::{BroadcastHandler, Invalidates};
-    use std::collections::BTreeSet;
-
-    /// Items are unique strings; each is news once.
-    #[derive(Default)]
-    struct Once(BTreeSet<Vec<u8>>);
-    struct Item(Vec<u8>);
-    impl Invalidates for Item {
-        type Key = Vec<u8>;
-        fn key(&self) -> Vec<u8> {
-            self.0.clone()
-        }
-        fn invalidates(&self, other: &Self) -> bool {
-            self.0 == other.0
-        }
-    }
-    impl BroadcastHandler<Id> for Once {
-        type Broadcast = Item;
-        type Error = std::convert::Infallible;
-        fn receive_item(
-            &mut self,
-            item: &[u8],
-            _sender: Option<&Id>,
-        ) -> Result<Option<Item>, Self::Error> {
-            Ok(self.0.insert(item.to_vec()).then(|| Item(item.to_vec())))
-        }
-    }
+    use foca_core::testing::NewsOnce;
 
     let mut agents = Vec::new();
     let mut seed = None;
@@ -326,7 +300,7 @@ async fn broadcasts_reach_every_subscriber() {
         let (socket, h) = builder(6).await;
         let addr = socket.local_addr().unwrap();
         let h = h
-            .broadcast_handler(Once::default())
+            .broadcast_handler(NewsOnce::default())
             .seeds(seed)
             .spawn(socket)
             .unwrap();

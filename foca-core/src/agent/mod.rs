@@ -21,6 +21,9 @@
 //! seeds, with host-name lookups at start and while alone ([`Seeds`]); and
 //! the socket's counters ([`AgentMetrics`]).
 
+mod builder;
+#[cfg(feature = "std")]
+mod handle;
 mod report;
 mod seeds;
 
@@ -31,8 +34,15 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use rand::Rng;
+/// The random generators' seeding, for [`driver_builder`](crate::driver_builder).
+#[doc(hidden)]
+pub use rand::SeedableRng;
 
+#[cfg(feature = "std")]
+pub use handle::{Handle, Link};
 pub use report::{AgentError, AgentMetrics, Lagged};
+#[cfg(feature = "std")]
+pub use seeds::look_up;
 pub use seeds::{RESOLVE_INTERVAL, Seed, Seeds};
 
 use crate::{
@@ -80,6 +90,9 @@ where
     linger: Option<(Duration, Reply<()>)>,
     /// The socket's counters (the rest is filled when asked).
     metrics: AgentMetrics<E::Rejections>,
+    /// A datagram the socket could not take yet; the others wait in the
+    /// endpoint's bounded queue meanwhile.
+    blocked: Option<Transmit<SocketAddr>>,
 }
 
 impl<T, C, R, B, E> Agent<T, C, R, B, E>
@@ -97,6 +110,7 @@ where
             seeds: Seeds::new(seeds),
             linger: None,
             metrics: AgentMetrics::default(),
+            blocked: None,
         }
     }
 
@@ -196,10 +210,82 @@ where
         }
     }
 
-    /// The next datagram to send; report how it went with
-    /// [`sent`](Self::sent).
+    /// The next datagram to send (one the socket refused for want of room
+    /// first); report how it went with [`sent`](Self::sent) or
+    /// [`would_block`](Self::would_block).
     pub fn poll_transmit(&mut self) -> Option<Transmit<SocketAddr>> {
-        self.endpoint.poll_transmit()
+        self.blocked
+            .take()
+            .or_else(|| self.endpoint.poll_transmit())
+    }
+
+    /// The socket has no room for `transmit` now: it is the next one
+    /// [`poll_transmit`](Self::poll_transmit) returns. The driver waits
+    /// until the socket is writable (see [`is_blocked`](Self::is_blocked)).
+    pub fn would_block(&mut self, transmit: Transmit<SocketAddr>) {
+        self.blocked = Some(transmit);
+    }
+
+    /// Whether a datagram waits for the socket to become writable.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.is_some()
+    }
+
+    /// What a driver does after every wake-up: hands the queued datagrams
+    /// to `send` (a send that does not wait: a `WouldBlock` error keeps the
+    /// datagram for when the socket is writable, any other is counted and
+    /// survived), hands every event to `publish`, and returns the snapshot
+    /// to publish, if one is due.
+    #[cfg(feature = "std")]
+    pub fn flush(
+        &mut self,
+        now: Duration,
+        mut send: impl FnMut(&[u8], SocketAddr) -> std::io::Result<usize>,
+        mut publish: impl FnMut(Event<T>),
+    ) -> Option<Snapshot<T>> {
+        while let Some(t) = self.poll_transmit() {
+            match send(&t.data, t.to) {
+                Ok(n) => self.sent(t.data, Some(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.would_block(t);
+                    break;
+                }
+                Err(_e) => {
+                    debug_event!(error = %_e, to = %t.to, "send error");
+                    self.sent(t.data, None);
+                }
+            }
+        }
+        while let Some(event) = self.poll_event() {
+            #[cfg(feature = "tracing")]
+            if let Event::Membership(n) = &event {
+                tracing::info!(event = ?n, "membership");
+            }
+            publish(event);
+        }
+        self.poll_snapshot(now)
+    }
+
+    /// What the socket's receive gave: a datagram in `buf` (fed to the
+    /// endpoint), or an error (counted and survived: ICMP errors surface
+    /// there on some systems, the socket itself is fine).
+    #[cfg(feature = "std")]
+    pub fn received(
+        &mut self,
+        now: Duration,
+        received: std::io::Result<(usize, SocketAddr)>,
+        buf: &mut [u8],
+    ) {
+        match received {
+            Ok((len, from)) => match buf.get_mut(..len) {
+                Some(datagram) => self.handle_datagram(now, from, datagram),
+                None => self.recv_error(),
+            },
+            Err(_e) => {
+                self.recv_error();
+                debug_event!(error = %_e, "receive error");
+            }
+        }
     }
 
     /// A datagram was handed to the socket (`Some(bytes)`) or the socket

@@ -162,6 +162,31 @@ impl Seeds {
     }
 }
 
+/// Looks `hosts` up with the runtime's resolver `lookup`: the addresses
+/// found, and how many names failed (for [`Agent::looked_up`](super::Agent::looked_up)).
+#[cfg(feature = "std")]
+pub async fn look_up<A, F>(
+    hosts: Vec<String>,
+    mut lookup: impl FnMut(String) -> F,
+) -> (Vec<SocketAddr>, u64)
+where
+    F: core::future::Future<Output = std::io::Result<A>>,
+    A: IntoIterator<Item = SocketAddr>,
+{
+    let (mut addrs, mut failures) = (Vec::new(), 0);
+    for host in hosts {
+        match lookup(host.clone()).await {
+            Ok(found) => addrs.extend(found),
+            Err(_e) => {
+                failures += 1;
+                #[cfg(feature = "tracing")]
+                tracing::warn!(%host, error = %_e, "seed did not resolve");
+            }
+        }
+    }
+    (addrs, failures)
+}
+
 /// A join through `addrs`, without `own` and duplicates; `None` if none
 /// is left (a member without seeds waits for others).
 fn join_through<T: SocketIdentity>(

@@ -1,0 +1,84 @@
+//! The async-std and smol driver for foca: one task that moves bytes and
+//! time for the protocol core's [`Endpoint`](foca_core::Endpoint) (a UDP
+//! socket, a timer until the next deadline, a command channel, an event
+//! fan-out), and a cloneable [`Handle`] to talk to it.
+//!
+//! It is written on `async-io` and `async-net`, so the same task runs
+//! under async-std, smol, or `futures_lite::future::block_on`; it depends
+//! on no executor. The agent and the handle are those of `foca-tokio`,
+//! with the same names and methods: switching runtimes is a change of
+//! import and of the spawn call, since this crate cannot spawn by itself.
+//! [`Builder::build`] returns the agent's task for the caller to spawn;
+//! [`Builder::spawn`] and [`Builder::bind`] take a spawner:
+//!
+//! ```text
+//! async-std:  .bind(addr, |task| drop(async_std::task::spawn(task)))
+//! smol:       .bind(addr, |task| smol::spawn(task).detach())
+//! ```
+//!
+//! The driver decides nothing about the protocol: the core's
+//! [`Agent`](foca_core::Agent) and its endpoint seal and open datagrams,
+//! order timers, and say what to send where; the task feeds them and
+//! publishes what they report.
+//!
+//! What a [`Handle`] offers:
+//! - [`snapshot`](Handle::snapshot) / [`members`](Handle::members): the
+//!   current member list, a shared snapshot that is cheap to read (changes
+//!   are published at most every 100 ms, coalesced), and
+//!   [`wait_for`](Handle::wait_for) a condition on it;
+//! - [`subscribe`](Handle::subscribe): every membership [`Event`] and every
+//!   custom broadcast accepted from a peer; a subscriber that falls behind
+//!   is told how many events it missed ([`Lagged`]);
+//! - [`add_broadcast`](Handle::add_broadcast),
+//!   [`announce`](Handle::announce), [`rejoin`](Handle::rejoin),
+//!   [`set_config`](Handle::set_config), [`metrics`](Handle::metrics),
+//!   [`leave`](Handle::leave) and [`shutdown`](Handle::shutdown); key
+//!   rotation with feature `encryption` (on by default).
+//!
+//! Seeds are addresses or `host:port` names ([`Seed`]); names are resolved
+//! at start and again every 10 s while the member is alone. Socket errors
+//! are counted ([`AgentMetrics`]) and survived. The task runs inside a
+//! tracing span `foca` that carries the member's identity.
+//!
+//! Every datagram goes in the envelope given to [`Builder::new`]: sealed
+//! with the cluster's keys (`Envelope::encrypted`, feature `encryption`),
+//! or plain by a choice that says so (`Envelope::insecure_plaintext`).
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::time::Duration;
+//! use foca_codec::{Envelope, PostcardCodec};
+//! use foca_core::{Config, GenerationalId};
+//! use foca_async_std::{Builder, Event};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # smol::block_on(async {
+//! let addr: SocketAddr = "127.0.0.1:7001".parse()?;
+//! // A trusted network; see `Envelope::encrypted` for anything else.
+//! let envelope = Envelope::insecure_plaintext(b"my-cluster");
+//! let id = GenerationalId::new(addr, 1);
+//! let agent = Builder::new(id, Config::new_lan(8), PostcardCodec::new(), envelope)
+//!     .seeds(["127.0.0.1:7000"])
+//!     .bind(addr, |task| smol::spawn(task).detach())
+//!     .await?;
+//! let mut events = agent.subscribe();
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         Ok(Event::Membership(n)) => println!("{n:?}"),
+//!         Ok(Event::Broadcast { item, from }) => println!("{from:?} sent {item:?}"),
+//!         Err(lagged) => eprintln!("{lagged}"),
+//!     }
+//! }
+//! agent.leave(Duration::from_secs(1)).await?;
+//! # Ok(()) })
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod builder;
+mod handle;
+mod task;
+
+pub use builder::{AgentTask, Builder, DEFAULT_EVENT_CAPACITY};
+pub use foca_core::{AgentError, Event, Lagged, Seed, Snapshot};
+pub use handle::{AgentMetrics, Channels, Handle, Subscription, Watcher};
