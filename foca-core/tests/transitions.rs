@@ -764,17 +764,18 @@ fn helper_relays_ping_req_and_forwards_the_ack() {
         .unwrap();
     let m = rt.messages();
     assert_eq!(m.len(), 2);
-    assert_eq!(m[0].0, id(3));
+    // The prober hears that its helper got the request (a bare nack).
+    assert_eq!(m[0].0, id(2));
+    assert_eq!(m[0].1.message, Message::Nack(42));
+    assert!(m[0].2.is_empty());
+    assert_eq!(m[1].0, id(3));
     assert_eq!(
-        m[0].1.message,
+        m[1].1.message,
         Message::IndirectPing {
             origin: id(2),
             probe_number: 42
         }
     );
-    // And the prober hears that its helper got the request (a nack).
-    assert_eq!(m[1].0, id(2));
-    assert_eq!(m[1].1.message, Message::Nack(42));
     rt.clear();
     let ack = Message::IndirectAck {
         origin: id(2),

@@ -336,8 +336,13 @@ where
             State::Suspect if seen >= self.incarnation => {
                 self.metrics.self_suspicions_refuted += 1;
                 // Lifeguard: suspected while alive, this member is likely
-                // the slow one; it probes more gently for a while.
-                self.health_worse(1);
+                // the slow one; it probes more gently for a while. Once a
+                // period: forged suspicions must not drive it to the
+                // maximum.
+                if !self.refuted_this_period {
+                    self.refuted_this_period = true;
+                    self.health_worse(1);
+                }
                 debug_event!(incarnation = seen, "refuting a suspicion of this member");
                 self.refute(seen, runtime)
             }

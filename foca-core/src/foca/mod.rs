@@ -136,6 +136,10 @@ where
     /// Lifeguard's local health score: the probe period and RTT are
     /// stretched by `health + 1` (see `Config::awareness_max_multiplier`).
     health: u8,
+    /// Whether a refutation already counted against `health` this probe
+    /// period (at most once: a rogue forging suspicions of this member
+    /// many times a second must not slow its probing to the maximum).
+    refuted_this_period: bool,
     chains: Chains,
     /// Scratch buffers, kept to avoid allocating per datagram.
     buf: Vec<u8>,
@@ -223,6 +227,7 @@ where
                 nacks: 0,
             },
             health: 0,
+            refuted_this_period: false,
             chains: Chains::new(),
             seeds: Vec::new(),
             metrics: Metrics::default(),
@@ -729,6 +734,11 @@ where
         if reconnected {
             self.cut_off = false;
             self.withdraw_own_verdicts(runtime);
+            // Our health was measured against a network that was not
+            // there: start afresh, probing at full pace, so that the
+            // members we suspected while cut off hear of it (buddy system)
+            // and refute before our suspicions run out.
+            self.health = 0;
             // Our view is far behind (members we declared down and then
             // forgot): pull a feed, which starts a chain of them (see
             // `receive`) until feeds stop bringing news.

@@ -334,17 +334,21 @@ where
         if target_addr == self.identity.addr() || target_addr == src.addr() {
             return Ok(());
         }
+        // The prober hears that its request arrived, whatever comes of it:
+        // its own links are fine (Lifeguard's nack). Bare and first, so
+        // that a bound on what may go back to an unproven prober never
+        // leaves it out.
+        self.send_records(&src, Message::Nack(probe_number), &[], runtime)?;
         let member = self.member(&target_addr);
         if !member.is_some_and(|m| m.id() == &target && m.is_active()) {
             self.metrics.ping_requests_refused += 1;
             return Ok(());
         }
         let ping = Message::IndirectPing {
-            origin: src.clone(),
+            origin: src,
             probe_number,
         };
-        self.send(&target, ping, runtime)?;
-        self.send(&src, Message::Nack(probe_number), runtime)
+        self.send(&target, ping, runtime)
     }
 
     /// Answers an announce with a feed, at most `MAX_FEEDS_PER_SOURCE`

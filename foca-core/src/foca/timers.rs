@@ -8,6 +8,7 @@
 //! restarts it when there is. So no input order, timer order or duplication
 //! can leave two probe cycles running, or none.
 
+use alloc::vec::Vec;
 use core::time::Duration;
 
 use rand::{Rng, RngExt};
@@ -159,6 +160,7 @@ where
             Timer::ProbeRandomMember(token) => {
                 if claim(&mut self.chains.probe, token) {
                     self.sync_answers = 0;
+                    self.refuted_this_period = false;
                     self.guard.new_period();
                     self.conclude_probe(runtime)
                         .and_then(|()| self.start_probe(runtime))
@@ -320,17 +322,42 @@ where
             target: probed.clone(),
             probe_number: number,
         };
-        let helpers = self.send_to_random(
-            Pool::Active,
-            usize::from(self.config.num_indirect_probes),
-            |m| m.id().addr() != probed_addr,
-            message,
-            runtime,
-        )?;
+        let helpers = self.choose_helpers(&probed_addr);
+        let result = self.send_each(&helpers, message, runtime);
+        let helpers = helpers.len();
         self.probe.indirect_sent = helpers > 0;
         self.probe.helpers = u8::try_from(helpers).unwrap_or(u8::MAX);
         self.metrics.indirect_probes_sent += helpers as u64;
-        Ok(())
+        result
+    }
+
+    /// Up to `num_indirect_probes` random active members other than
+    /// `probed`, those that proved themselves to this member first (they
+    /// acked its ping directly: reachable, and real; a member made up at a
+    /// third party's address would never answer, and its silence would
+    /// count against this member's own health).
+    fn choose_helpers(&mut self, probed: &T::Addr) -> Vec<T> {
+        let wanted = usize::from(self.config.num_indirect_probes);
+        let mut helpers = Vec::with_capacity(wanted);
+        let guard = &self.guard;
+        let proven = |m: &Member<T>| guard.is_proven(&m.id().addr());
+        self.members.choose_active(
+            wanted,
+            &mut self.rng,
+            |m| m.id().addr() != *probed && proven(m),
+            &mut helpers,
+        );
+        if helpers.len() < wanted {
+            let mut more = Vec::new();
+            self.members.choose_active(
+                wanted - helpers.len(),
+                &mut self.rng,
+                |m| m.id().addr() != *probed && !proven(m),
+                &mut more,
+            );
+            helpers.append(&mut more);
+        }
+        helpers
     }
 
     /// Lifeguard: raises the local health score by `by`, up to
