@@ -25,6 +25,9 @@ pub type Ep = Endpoint<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, Kv, Envelope>;
 /// The simulation the scenarios run.
 pub type Net = Sim<Id, PostcardCodec<Id>, Xoshiro128PlusPlus, Kv, Envelope>;
 
+/// Custom broadcasts the `broadcasts` scenario publishes at once.
+pub const BROADCASTS: u32 = 20;
+
 /// The cluster label of every simulated member's envelope.
 pub const LABEL: &[u8] = b"foca-sim";
 
@@ -124,6 +127,9 @@ pub enum Scenario {
     MassRestart,
     /// One member publishes a custom broadcast: time to reach everyone.
     Broadcast,
+    /// 20 custom broadcasts at once, from members taken in turn: time until
+    /// every member holds all of them.
+    Broadcasts,
     /// One member loses every peer, then the network returns: it must
     /// rejoin by itself.
     Isolate,
@@ -381,7 +387,7 @@ pub fn default_periods(scenario: Scenario, config: &Config, members: u32) -> u32
         // 3 in 10 restart with empty tables and must each learn every
         // other member: 38 periods at 1,000 members, 59 at 10,000.
         Scenario::MassRestart => 60.max(6 * (members.ilog2() + 1)),
-        Scenario::Broadcast => 30,
+        Scenario::Broadcast | Scenario::Broadcasts => 30,
     }
 }
 
@@ -552,6 +558,19 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
             });
             tracker = Some(run.net.track("broadcast", |ep: &Ep| {
                 ep.foca().broadcast_handler().version(7) == Some(1)
+            }));
+            run.run(total.saturating_sub(run.periods), &mut progress);
+        }
+        Scenario::Broadcasts => {
+            run.run(2, &mut progress);
+            for key in 0..BROADCASTS {
+                run.net.with(&(key % n), |ep, now| {
+                    let _ = ep.command(now, Command::AddBroadcast(Kv::item(key, 1, b"value")));
+                });
+            }
+            tracker = Some(run.net.track("broadcasts", |ep: &Ep| {
+                let kv = ep.foca().broadcast_handler();
+                (0..BROADCASTS).all(|key| kv.version(key) == Some(1))
             }));
             run.run(total.saturating_sub(run.periods), &mut progress);
         }

@@ -108,8 +108,10 @@ pub struct Config {
     /// Announce to random down members now and then: lets partitions heal
     /// even when the other side forgot us. `None` disables.
     pub periodic_announce_to_down_members: Option<PeriodicParams>,
-    /// Send the updates backlog to random members now and then, besides
-    /// piggybacking it on probes. `None` disables.
+    /// Send the backlogs (membership updates and custom broadcasts, each
+    /// guaranteed half of each datagram when both wait) to random members
+    /// now and then, besides piggybacking them on probes; it runs only
+    /// while there is something to send. `None` disables.
     pub periodic_gossip: Option<PeriodicParams>,
     /// While no peer is alive, seeds and known members are retried, first
     /// after this delay, doubling up to `rejoin_backoff_max`, with jitter.

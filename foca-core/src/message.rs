@@ -86,7 +86,9 @@ pub enum Message<T> {
     Announce,
     /// A sample of the sender's active members, answering an announce.
     Feed,
-    /// Membership updates only (no request).
+    /// Backlogged news, no request: membership updates and custom
+    /// broadcasts, each guaranteed half the datagram when both wait (a
+    /// [`Sync`](Message::Sync) reply carries records only).
     Gossip,
     /// Custom broadcasts only (no request).
     Broadcast,

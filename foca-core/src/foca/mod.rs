@@ -507,14 +507,16 @@ where
             .config
             .periodic_gossip
             .map_or(DEFAULT_FANOUT, |p| usize::from(p.num_members));
-        self.send_to_random(
+        let sent = self.send_to_random(
             Pool::Active,
             fanout,
             |_| true,
             || Message::Broadcast,
             &mut runtime,
-        )
-        .map(drop)
+        );
+        // Starts periodic gossip, which carries the backlog on.
+        self.after_change(&mut runtime);
+        sent.map(drop)
     }
 
     /// Hands `data` to the broadcast handler as a locally created item and,

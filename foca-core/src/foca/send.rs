@@ -26,8 +26,6 @@ pub(super) enum Pool {
 enum Payload<'a, T> {
     /// Backlogged updates and custom broadcasts, sharing the space.
     Piggyback,
-    /// Backlogged updates only.
-    Updates,
     /// Backlogged custom broadcasts only.
     Broadcasts,
     /// These records, as many as fit.
@@ -53,7 +51,10 @@ where
     ) -> Result<(), Error> {
         let summary;
         let payload = match message {
-            Message::Gossip => Payload::Updates,
+            // Both backlogs, each guaranteed half the space: a stream of
+            // membership churn cannot starve custom broadcasts, nor they
+            // the membership news.
+            Message::Gossip => Payload::Piggyback,
             Message::Broadcast => Payload::Broadcasts,
             Message::Sync { .. } => {
                 summary = self.summary();
@@ -202,13 +203,13 @@ where
     }
 
     /// Sends a `Gossip` to up to `fanout` random active members, if there is
-    /// anything to gossip.
+    /// anything to gossip (membership updates or custom broadcasts).
     pub(super) fn gossip_to(
         &mut self,
         fanout: usize,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        if self.updates.is_empty() {
+        if self.updates.is_empty() && self.broadcasts.is_empty() {
             return Ok(());
         }
         self.send_to_random(Pool::Active, fanout, |_| true, || Message::Gossip, runtime)
@@ -349,12 +350,6 @@ where
                         break;
                     }
                 }
-                0
-            }
-            Payload::Updates => {
-                let skip = self.tell_suspect(&mut w, to)?;
-                let budget = w.room();
-                self.fill_updates(&mut w, budget, limit, skip.as_ref());
                 0
             }
             Payload::Broadcasts => self.fill_broadcasts(&mut items, w.room(), limit, to).0,

@@ -109,7 +109,7 @@ where
         // probes alone. Any input that queues news restarts it.
         if let Some(p) = self.config.periodic_gossip
             && has_active
-            && !self.updates.is_empty()
+            && !(self.updates.is_empty() && self.broadcasts.is_empty())
             && self.chains.gossip.is_none()
         {
             let token = self.chains.issue();
