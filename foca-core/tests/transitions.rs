@@ -1632,3 +1632,51 @@ fn buddy_system_a_suspect_hears_of_its_suspicion_in_the_probe_and_refutes_at_onc
     f.handle_data(&rt2.sent[0].1, &mut rt).unwrap();
     assert_eq!(state_of(&f, 2), Some((1, 1, State::Alive)));
 }
+
+#[test]
+fn a_missed_down_is_repaired_by_the_next_summary_exchange() {
+    use foca_core::PeriodicParams;
+    let config = Config {
+        periodic_sync: Some(PeriodicParams {
+            frequency: Duration::from_secs(5),
+            num_members: 1,
+        }),
+        ..Config::simple()
+    };
+    let new = |me: u32| {
+        let rng = Xoshiro128PlusPlus::seed_from_u64(u64::from(me));
+        Foca::new(id(me), config.clone(), rng, TestCodec).unwrap()
+    };
+    // Member 1 missed that member 3 went down; member 2 saw it (at a later
+    // incarnation than 1 knows, so the records fall in one bucket only if
+    // buckets follow the identity).
+    let (mut one, mut rt1) = (new(1), Rec::default());
+    one.apply_many([Member::alive(id(2), 0), Member::alive(id(3), 0)], &mut rt1)
+        .unwrap();
+    let (mut two, mut rt2) = (new(2), Rec::default());
+    two.apply_many(
+        [Member::alive(id(1), 0), Member::new(id(3), 4, State::Down)],
+        &mut rt2,
+    )
+    .unwrap();
+    assert_eq!(state_of(&one, 3), Some((1, 0, State::Alive)));
+    // Member 2's periodic summary goes to 1, its only active peer; each
+    // answer is delivered to the other side until nobody answers.
+    let sync = rt2.take_timer(|t| matches!(t, Timer::PeriodicSync(_)));
+    rt2.clear();
+    two.handle_timer(sync, &mut rt2).unwrap();
+    let (mut to_one, mut to_two) = (rt2.sent.clone(), Vec::new());
+    for _ in 0..4 {
+        rt1.clear();
+        for (_, d) in to_one.drain(..) {
+            one.handle_data(&d, &mut rt1).unwrap();
+        }
+        to_two.extend(rt1.sent.iter().filter(|(to, _)| *to == id(2)).cloned());
+        rt2.clear();
+        for (_, d) in to_two.drain(..) {
+            two.handle_data(&d, &mut rt2).unwrap();
+        }
+        to_one.extend(rt2.sent.iter().filter(|(to, _)| *to == id(1)).cloned());
+    }
+    assert_eq!(state_of(&one, 3), Some((1, 4, State::Down)));
+}

@@ -93,7 +93,12 @@ where
             if origin.hearsay && news.is_active() && self.guard.source().is_some() {
                 return self.check_newcomer(news.into_id(), runtime);
             }
-            return self.insert_member(news, origin.disseminate, runtime);
+            // A verdict about a member we never knew is kept (so that stale
+            // news of it alive loses), but not spread: those that knew it
+            // hear from those that saw it go, and an old tombstone sent
+            // back to members that forgot it must not spread again.
+            let spread = origin.disseminate && (news.is_active() || !origin.hearsay);
+            return self.insert_member(news, spread, runtime);
         };
         let Some(current) = self.members.get(pos) else {
             return Ok(());

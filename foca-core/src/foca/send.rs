@@ -188,6 +188,20 @@ where
                 records.push(m.clone());
             }
         }
+        // Down and left records too, after the active ones: a member that
+        // missed a verdict holds that member active, so its bucket differs
+        // (summaries sum active records only: a member that forgot a
+        // verdict and one that still remembers it agree, and do not trade
+        // old tombstones forever).
+        let active = self.members.active_members().len();
+        for m in &self.members.all()[active..] {
+            if records.len() > room {
+                break;
+            }
+            if m.id().addr() != src_addr && in_differing(m.id(), m.incarnation()) {
+                records.push(m.clone());
+            }
+        }
         if reply {
             if records.is_empty() {
                 return Ok(());

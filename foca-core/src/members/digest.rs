@@ -2,8 +2,9 @@
 //! datagram (anti-entropy, see `Message::Sync`).
 //!
 //! Every active record `(identity, incarnation)` hashes to a 64-bit value
-//! with [`StableHasher`]; its top bits pick one of `2^bits` buckets and its
-//! low 16 bits are added (wrapping) into that bucket's sum. The sums are kept
+//! with [`StableHasher`]; its top bits (from the identity alone) pick one
+//! of `2^bits` buckets and its low 16 bits (from both) are added (wrapping)
+//! into that bucket's sum. The sums are kept
 //! up to date as records change, so a summary costs nothing to produce, and
 //! since addition commutes, two tables with the same active records have the
 //! same sums whatever their order or history. A bucket whose sums differ
@@ -103,12 +104,18 @@ impl Hasher for StableHasher {
     }
 }
 
-/// The hash of an active record, as every peer computes it.
+/// The hash of an active record, as every peer computes it: its top 48
+/// bits (which pick the bucket) from the identity alone, so that every
+/// record of one member falls in one bucket whatever its incarnation (a
+/// bucket that differs then holds the down record a peer missed, at any
+/// incarnation); its low 16 bits (what is summed) from the identity and
+/// the incarnation.
 pub(crate) fn record_hash<T: Identity>(id: &T, incarnation: Incarnation) -> u64 {
     let mut h = StableHasher::new();
     id.hash(&mut h);
+    let of_identity = h.finish();
     h.write_u32(incarnation);
-    h.finish()
+    (of_identity & !0xFFFF) | (h.finish() & 0xFFFF)
 }
 
 /// The bucket count (as `log2`) for a table of up to `max_members`: about
@@ -179,10 +186,10 @@ mod tests {
         // Pinned: a change here breaks summaries between versions.
         assert_eq!(
             record_hash(&GenerationalId::new(7u32, 1), 3),
-            1_780_432_280_809_404_820
+            12_118_577_543_190_903_188
         );
         let addr: core::net::SocketAddr = "10.0.0.1:7000".parse().unwrap();
-        assert_eq!(record_hash(&addr, 0), 8_003_577_863_706_954_387);
+        assert_eq!(record_hash(&addr, 0), 3_136_410_183_621_134_995);
         let mut h = StableHasher::new();
         h.write_usize(5);
         let mut g = StableHasher::new();
@@ -195,6 +202,20 @@ mod tests {
         b.write(b"a");
         b.write(b"bc");
         assert_ne!(a.finish(), b.finish());
+    }
+
+    #[test]
+    fn every_record_of_a_member_falls_in_one_bucket() {
+        for i in 0..200u32 {
+            let id = GenerationalId::new(i, 1);
+            let bucket = Digest::bucket_of(record_hash(&id, 0), MAX_BUCKET_BITS);
+            for incarnation in [1, 2, 77, u32::MAX] {
+                let hash = record_hash(&id, incarnation);
+                assert_eq!(Digest::bucket_of(hash, MAX_BUCKET_BITS), bucket);
+            }
+            // What is summed still tells incarnations apart.
+            assert_ne!(record_hash(&id, 0) as u16, record_hash(&id, 1) as u16);
+        }
     }
 
     #[test]
