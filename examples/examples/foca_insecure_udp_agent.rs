@@ -13,11 +13,20 @@
 //! XChaCha20-Poly1305 (every member needs the same key), `--cluster` keeps
 //! separate clusters on one network apart.
 //!
+//! `--broadcasts` turns custom broadcasts on: each is a short line of text,
+//! news once. On SIGUSR1 the agent disseminates a new one,
+//! `<its address>#<n>` (n counting from 1 in each process), and prints
+//! `broadcast sent <text>` on stdout; every broadcast it receives from a
+//! peer is printed as `broadcast received <text> from <address>`. Stdout
+//! carries nothing else, one line per event, flushed at once (the fault
+//! tests in `tests/tests/faults.rs` read it).
+//!
 //! Logs go to stderr through `tracing-subscriber`; `RUST_LOG` picks the
 //! level (default `info`). Ctrl-C or SIGTERM leaves the cluster gracefully.
 //!
 //! This file is in the public domain (CC0-1.0).
 
+use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,8 +35,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use foca_codec::{Cipher, Envelope, Key, Keyring, PostcardCodec};
-use foca_core::{Config, GenerationalId};
-use foca_tokio::{Builder, Handle, Snapshot};
+use foca_core::{BroadcastHandler, Config, GenerationalId, Invalidates};
+use foca_tokio::{Builder, Event, Handle, Snapshot};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -61,6 +70,113 @@ struct Args {
     /// Expected cluster size (sizes the backlogs and timeouts).
     #[arg(long, default_value_t = 16)]
     cluster_size: usize,
+    /// Accept and pass on custom broadcasts (text), print them on stdout,
+    /// and send a new one on SIGUSR1.
+    #[arg(long)]
+    broadcasts: bool,
+}
+
+/// Most broadcasts one agent remembers (and so accepts): beyond that,
+/// new ones are refused, so that no peer can grow the set without bound.
+const MAX_BROADCASTS: usize = 100_000;
+
+/// Custom broadcasts as text, each news once; refused when disabled.
+struct TextBroadcasts {
+    enabled: bool,
+    seen: BTreeSet<Vec<u8>>,
+}
+
+/// One broadcast: its text is its key.
+struct Text(Vec<u8>);
+
+impl Invalidates for Text {
+    type Key = Vec<u8>;
+    fn key(&self) -> Vec<u8> {
+        self.0.clone()
+    }
+    fn invalidates(&self, _other: &Self) -> bool {
+        // Equal keys are the same item: the queued one stays.
+        false
+    }
+}
+
+/// Why a broadcast was refused.
+#[derive(Debug)]
+enum Refused {
+    Disabled,
+    NotText,
+    Full,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refused::Disabled => "custom broadcasts are off (--broadcasts turns them on)",
+            Refused::NotText => "a broadcast that is not UTF-8 text",
+            Refused::Full => "too many broadcasts remembered",
+        })
+    }
+}
+
+impl BroadcastHandler<Id> for TextBroadcasts {
+    type Broadcast = Text;
+    type Error = Refused;
+
+    fn receive_item(&mut self, item: &[u8], _sender: Option<&Id>) -> Result<Option<Text>, Refused> {
+        if !self.enabled {
+            return Err(Refused::Disabled);
+        }
+        std::str::from_utf8(item).map_err(|_| Refused::NotText)?;
+        if self.seen.contains(item) {
+            return Ok(None);
+        }
+        if self.seen.len() >= MAX_BROADCASTS {
+            return Err(Refused::Full);
+        }
+        self.seen.insert(item.to_vec());
+        Ok(Some(Text(item.to_vec())))
+    }
+}
+
+/// Prints one line on stdout, flushed (the reader may be a file or a pipe).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Prints every broadcast received from a peer.
+async fn print_broadcasts(agent: Handle<Id>) {
+    let mut events = agent.subscribe();
+    while let Some(event) = events.recv().await {
+        match event {
+            Ok(Event::Broadcast { item, from }) => say(&format!(
+                "broadcast received {} from {}",
+                String::from_utf8_lossy(&item),
+                from.address()
+            )),
+            Ok(Event::Membership(_)) => {}
+            Err(lagged) => warn!(%lagged, "missed events"),
+        }
+    }
+}
+
+/// Sends a new broadcast on every SIGUSR1.
+#[cfg(unix)]
+async fn broadcast_on_signal(
+    agent: Handle<Id>,
+    mut usr1: tokio::signal::unix::Signal,
+    addr: SocketAddr,
+) {
+    let mut n = 0u64;
+    while usr1.recv().await.is_some() {
+        n += 1;
+        let text = format!("{addr}#{n}");
+        match agent.add_broadcast(text.as_bytes()).await {
+            Ok(_) => say(&format!("broadcast sent {text}")),
+            Err(e) => warn!(error = %e, "could not add a broadcast"),
+        }
+    }
 }
 
 fn parse_key(hex: &str) -> Result<[u8; 32], String> {
@@ -152,12 +268,25 @@ async fn run(args: Args) -> Result<(), String> {
             )
         }
     };
+    // Listening before the agent starts, so that an early SIGUSR1 does not
+    // end the process.
+    #[cfg(unix)]
+    let usr1 = if args.broadcasts {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(signal(SignalKind::user_defined1()).map_err(|e| format!("SIGUSR1: {e}"))?)
+    } else {
+        None
+    };
     let agent = Builder::new(
         identity,
         Config::new_lan(args.cluster_size),
         PostcardCodec::new(),
         envelope,
     )
+    .broadcast_handler(TextBroadcasts {
+        enabled: args.broadcasts,
+        seen: BTreeSet::new(),
+    })
     .seeds(args.announce.iter().map(String::as_str))
     .bind(args.bind)
     .await
@@ -167,6 +296,13 @@ async fn run(args: Args) -> Result<(), String> {
         .filename
         .clone()
         .map(|path| tokio::spawn(keep_file(agent.clone(), path)));
+    if args.broadcasts {
+        tokio::spawn(print_broadcasts(agent.clone()));
+        #[cfg(unix)]
+        if let Some(usr1) = usr1 {
+            tokio::spawn(broadcast_on_signal(agent.clone(), usr1, addr));
+        }
+    }
 
     shutdown_signal().await;
     info!("leaving the cluster");
