@@ -221,8 +221,9 @@ enum Loss {
     None,
     /// Losses are printed (`LOST: …`) and counted, not failed: used for
     /// broadcasts issued while a member that no longer answers (crashed,
-    /// cut off, behind a lossy link) is still listed. Custom broadcasts
-    /// are best effort: each member sends an item only
+    /// cut off, behind a lossy link, leaving) is still listed, or just
+    /// after a member (re)joined, amid the news of it. Custom
+    /// broadcasts are best effort: each member sends an item only
     /// `max_transmissions(n)` times (`retransmit_multiplier ×
     /// ⌈log10(n + 1)⌉` = 4 at n = 5), some of those go to the silent
     /// member (gossip, probes, indirect probes), and nothing sends a lost
@@ -321,6 +322,19 @@ impl Spread {
     }
 }
 
+/// Once the cluster has settled after a fault (every view exact, then
+/// `spread` more for the news of the change to die down), broadcasts from
+/// `from` must reach every host of `to`: none may be lost.
+fn settled_broadcasts(net: &Net, test: &str, from: &[usize], to: &[usize]) {
+    let b = bounds();
+    std::thread::sleep(b.spread);
+    let mut spread = Spread::new();
+    for &f in from {
+        spread.issue(net, f, to);
+    }
+    spread.finish(net, test, "once settled", b.spread, Loss::None);
+}
+
 #[test]
 fn kill9_of_a_host() {
     const T: &str = "kill9";
@@ -346,10 +360,7 @@ fn kill9_of_a_host() {
         killed_at.elapsed(),
         b.detect,
     );
-    // Once the crash is known, none may be lost.
-    spread.issue(&net, 1, &survivors);
-    spread.issue(&net, 2, &survivors);
-    spread.finish(&net, T, "after the detection", b.spread, Loss::None);
+    settled_broadcasts(&net, T, &[1, 2], &survivors);
 }
 
 #[test]
@@ -386,9 +397,7 @@ fn partition_and_heal() {
     }
     net.wait_views(&all(), &all(), "healed", limit(b.heal));
     report(T, "healed: every view exact", healed_at.elapsed(), b.heal);
-    spread.issue(&net, 4, &all());
-    spread.issue(&net, 1, &all());
-    spread.finish(&net, T, "after the heal", b.spread, Loss::None);
+    settled_broadcasts(&net, T, &[4, 1], &all());
 }
 
 /// An nftables table that drops every packet coming in on `eth0`.
@@ -444,9 +453,7 @@ fn one_way_cut_and_heal() {
     net.exec(DEAF_HOST, &["nft", "delete", "table", "inet", "fcf_cut"]);
     net.wait_views(&all(), &all(), "healed", limit(b.heal));
     report(T, "healed: every view exact", healed_at.elapsed(), b.heal);
-    spread.issue(&net, DEAF_HOST, &all());
-    spread.issue(&net, 3, &all());
-    spread.finish(&net, T, "after the heal", b.spread, Loss::None);
+    settled_broadcasts(&net, T, &[DEAF_HOST, 3], &all());
 }
 
 #[test]
@@ -458,28 +465,33 @@ fn rolling_restart_of_every_member() {
     let b = bounds();
     let mut net = cluster(T, N, &[]);
     let mut worst = Duration::ZERO;
-    let mut spread = Spread::new();
+    // Issued as a member goes (until the others hear it left, some
+    // transmissions go to it), and by each member once back (amid the news
+    // of its return): best effort.
+    let mut going = Spread::new();
+    let mut back = Spread::new();
     let rolled_at = Instant::now();
     for i in 0..N {
         // As a deployment does it: stop (the agent leaves), start again at
-        // once on the same address, with a live member as its seed. A
-        // broadcast from another member meanwhile must reach the others.
-        spread.issue(&net, (i + 2) % N, &except(&[i]));
+        // once on the same address, with a live member as its seed.
+        going.issue(&net, (i + 2) % N, &except(&[i]));
         net.terminate(i, Duration::from_secs(10));
-        spread.settle(&net, b.spread);
+        going.settle(&net, b.spread);
         let seed = (i + 1) % N;
         net.start(i, Some(seed), &[]);
         let t = net.wait_views(&all(), &all(), "restarted member back", limit(b.join));
         worst = worst.max(t);
-        spread.issue(&net, i, &all());
-        spread.settle(&net, b.spread);
+        back.issue(&net, i, &all());
+        back.settle(&net, b.spread);
     }
     report(T, "slowest member back (of 5 restarts)", worst, b.join);
-    spread.finish(&net, T, "during the roll", b.spread, Loss::None);
+    going.finish(&net, T, "as members left", b.spread, Loss::Reported);
+    back.finish(&net, T, "from members back", b.spread, Loss::Reported);
     eprintln!(
         "FAULTS {T:<12} the whole roll took {:.2} s",
         rolled_at.elapsed().as_secs_f64()
     );
+    settled_broadcasts(&net, T, &[0, 3], &all());
 }
 
 #[test]
@@ -509,7 +521,7 @@ fn mass_restart() {
     );
     spread.issue(&net, 0, &all());
     spread.issue(&net, 3, &all());
-    spread.finish(&net, T, "after 4 restarts", b.spread, Loss::None);
+    spread.finish(&net, T, "just after 4 restarts", b.spread, Loss::Reported);
     // Then everyone, the seed too.
     for i in 0..N {
         net.kill9(i);
@@ -528,7 +540,8 @@ fn mass_restart() {
     );
     spread.issue(&net, 4, &all());
     spread.issue(&net, 0, &all());
-    spread.finish(&net, T, "after 5 restarts", b.spread, Loss::None);
+    spread.finish(&net, T, "just after 5 restarts", b.spread, Loss::Reported);
+    settled_broadcasts(&net, T, &[2, 1], &all());
 }
 
 #[test]
@@ -580,9 +593,7 @@ fn packet_loss_on_a_link() {
     }
     let t = net.wait_views(&all(), &all(), "after the loss", limit(b.spread));
     report(T, "views exact after the loss", t, b.spread);
-    spread.issue(&net, LOSSY[0], &all());
-    spread.issue(&net, LOSSY[1], &all());
-    spread.finish(&net, T, "after the loss", b.spread, Loss::None);
+    settled_broadcasts(&net, T, &LOSSY, &all());
 }
 
 #[test]
@@ -788,11 +799,10 @@ fn forged_verdicts_about_a_live_member() {
         attack_over.elapsed(),
         b.detect,
     );
-    spread.issue(&net, TARGET, &survivors);
-    spread.finish(&net, T, "after the attack", b.spread, Loss::None);
+    settled_broadcasts(&net, T, &[TARGET], &survivors);
 }
 
-/// An nftables table that counts the UDP packets host arriving on `eth0`.
+/// An nftables table that counts the UDP packets arriving on `eth0`.
 const COUNT_UDP: &str = "table inet fcf_count {\n  counter udp_in { }\n  chain input {\n    type filter hook input priority 0; policy accept;\n    iifname \"eth0\" meta l4proto udp counter name \"udp_in\"\n  }\n}\n";
 
 /// UDP payload bytes counted by [`COUNT_UDP`] in host `i` (IPv4: 20 bytes
@@ -884,7 +894,8 @@ fn forged_announces_aimed_at_a_third_party() {
         Duration::ZERO,
         "a member left a view during the attack"
     );
-    spread.finish(&net, T, "during the attack", b.spread, Loss::None);
+    // The rogue is listed while it speaks, and answers no probe.
+    spread.finish(&net, T, "during the attack", b.spread, Loss::Reported);
     // The rogue itself was listed while it spoke; gone once it is silent.
     net.wait_views(&all(), &all(), "after the attack", limit(b.detect));
     report(
@@ -893,4 +904,5 @@ fn forged_announces_aimed_at_a_third_party() {
         attack_over.elapsed(),
         b.detect,
     );
+    settled_broadcasts(&net, T, &[2], &all());
 }
