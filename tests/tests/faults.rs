@@ -11,12 +11,14 @@
 //! member file each writes (the active members, itself included) and its
 //! stdout (`--broadcasts`: custom broadcasts sent and received).
 //!
-//! Needs root and `ip netns` (iproute2); the loss and one-way tests also
-//! need `nft` (nftables). Without them each test says why on stderr and
+//! Needs root and `ip netns` (iproute2); the loss, one-way and
+//! third-party tests also need `nft` (nftables). Without them each test says why on stderr and
 //! passes. Run: `cargo test -p foca-tests --test faults -- --test-threads=1`
 //! (tests also serialize themselves on a process-wide lock, so the
 //! default parallel run of `cargo test --workspace` is safe). Each test
-//! prints its measured times beside the bounds below.
+//! prints its measured times beside the bounds below (`FAULTS …` lines;
+//! `--nocapture` shows them), and what became of its custom broadcasts
+//! (best effort: see [`Spread`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "faults/net.rs"]
