@@ -24,52 +24,29 @@
 //! Logs go to stderr through `tracing-subscriber`; `RUST_LOG` picks the
 //! level (default `info`). Ctrl-C or SIGTERM leaves the cluster gracefully.
 //!
+//! The command line, the member-list file and the goodbye are shared with
+//! the async-std agent (`async_std_agent`): see `foca_examples::udp_agent`.
+//!
 //! This file is in the public domain (CC0-1.0).
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::Parser;
-use foca_codec::{Cipher, Envelope, Key, Keyring, PostcardCodec};
-use foca_core::{BroadcastHandler, Config, GenerationalId, Invalidates};
-use foca_tokio::{Builder, Event, Handle, Snapshot};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use foca_codec::PostcardCodec;
+use foca_core::{BroadcastHandler, Config, Invalidates};
+use foca_examples::udp_agent::{self, Id, init_logging, keep_file, leave_and_stop};
+use foca_tokio::{Builder, Event, Handle};
 use tracing::{error, info, warn};
-use tracing_subscriber::EnvFilter;
 
-type Id = GenerationalId<SocketAddr>;
-
-/// A foca cluster member over UDP.
+/// A foca cluster member over UDP, on tokio.
 #[derive(Parser, Debug)]
-#[command(name = "foca_insecure_udp_agent", version, about)]
-struct Args {
-    /// Address to bind the UDP socket to.
-    #[arg(value_name = "BIND_ADDR")]
-    bind: SocketAddr,
-    /// Member to announce to (a seed): an address or host:port. Repeat for
-    /// more than one.
-    #[arg(short = 'a', long = "announce", value_name = "ADDR")]
-    announce: Vec<String>,
-    /// File kept up to date with the active members (this one included),
-    /// one address per line, sorted; replaced atomically.
-    #[arg(short = 'f', long = "filename", value_name = "FILE")]
-    filename: Option<PathBuf>,
-    /// Address the others should use to reach this member (default: the
-    /// bind address), e.g. when binding 0.0.0.0.
-    #[arg(short = 'i', long = "identity", value_name = "ADDR")]
-    identity: Option<SocketAddr>,
-    /// Cluster label: members with another label ignore these datagrams.
-    #[arg(long, default_value = "foca")]
-    cluster: String,
-    /// Seal datagrams with this XChaCha20-Poly1305 key: 64 hex digits.
-    #[arg(long, value_name = "HEX")]
-    key: Option<String>,
-    /// Expected cluster size (sizes the backlogs and timeouts).
-    #[arg(long, default_value_t = 16)]
-    cluster_size: usize,
+#[command(version)]
+struct AgentArgs {
+    #[command(flatten)]
+    common: udp_agent::Args,
     /// Accept and pass on custom broadcasts (text), print them on stdout,
     /// and send a new one on SIGUSR1.
     #[arg(long)]
@@ -179,54 +156,6 @@ async fn broadcast_on_signal(
     }
 }
 
-fn parse_key(hex: &str) -> Result<[u8; 32], String> {
-    let hex = hex.trim();
-    if hex.len() != 64 {
-        return Err(format!(
-            "--key must be 64 hex digits (32 bytes), got {} characters",
-            hex.len()
-        ));
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| format!("--key: '{}' is not hex", &hex[2 * i..2 * i + 2]))?;
-    }
-    Ok(key)
-}
-
-/// Writes the member list to `path` through a temporary file and a rename,
-/// so readers never see half a list.
-fn write_members(path: &Path, snapshot: &Snapshot<Id>) -> std::io::Result<()> {
-    let mut addrs: Vec<SocketAddr> = snapshot.members.iter().map(|m| *m.id().address()).collect();
-    addrs.push(*snapshot.identity.address());
-    addrs.sort_unstable();
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        for a in addrs {
-            writeln!(f, "{a}")?;
-        }
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
-async fn keep_file(agent: Handle<Id>, path: PathBuf) {
-    let mut watch = agent.watch();
-    loop {
-        let snapshot = agent.snapshot();
-        if let Err(e) = write_members(&path, &snapshot) {
-            warn!(file = %path.display(), error = %e, "could not write the member list");
-        }
-        if watch.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -249,74 +178,47 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let addr = args.identity.unwrap_or(args.bind);
-    // A restarted agent picks a higher generation, so it supersedes its
-    // former self at once.
-    let generation = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-        .unwrap_or(0);
-    let identity = GenerationalId::new(addr, generation);
-    let envelope = match &args.key {
-        None => Envelope::insecure_plaintext(args.cluster.as_bytes()),
-        Some(hex) => {
-            let key = Key::new(Cipher::XChaCha20Poly1305, parse_key(hex)?);
-            Envelope::encrypted(
-                args.cluster.as_bytes(),
-                Keyring::new(1, key, &mut rand::rng()),
-            )
-        }
-    };
+async fn run(args: AgentArgs) -> Result<(), String> {
+    let AgentArgs { common, broadcasts } = args;
     // Listening before the agent starts, so that an early SIGUSR1 does not
     // end the process.
     #[cfg(unix)]
-    let usr1 = if args.broadcasts {
+    let usr1 = if broadcasts {
         use tokio::signal::unix::{SignalKind, signal};
         Some(signal(SignalKind::user_defined1()).map_err(|e| format!("SIGUSR1: {e}"))?)
     } else {
         None
     };
     let agent = Builder::new(
-        identity,
-        Config::new_lan(args.cluster_size),
+        common.identity(),
+        Config::new_lan(common.cluster_size),
         PostcardCodec::new(),
-        envelope,
+        common.envelope()?,
     )
     .broadcast_handler(TextBroadcasts {
-        enabled: args.broadcasts,
+        enabled: broadcasts,
         seen: BTreeSet::new(),
     })
-    .seeds(args.announce.iter().map(String::as_str))
-    .bind(args.bind)
+    .seeds(common.announce.iter().map(String::as_str))
+    .bind(common.bind)
     .await
-    .map_err(|e| format!("cannot start on {}: {e}", args.bind))?;
+    .map_err(|e| format!("cannot start on {}: {e}", common.bind))?;
     info!(identity = ?agent.identity(), bind = %agent.local_addr(), "running; Ctrl-C leaves");
-    let writer = args
+    let writer = common
         .filename
         .clone()
         .map(|path| tokio::spawn(keep_file(agent.clone(), path)));
-    if args.broadcasts {
+    if broadcasts {
         tokio::spawn(print_broadcasts(agent.clone()));
         #[cfg(unix)]
         if let Some(usr1) = usr1 {
+            let addr = *agent.identity().address();
             tokio::spawn(broadcast_on_signal(agent.clone(), usr1, addr));
         }
     }
 
     shutdown_signal().await;
-    info!("leaving the cluster");
-    if let Err(e) = agent.leave(Duration::from_secs(1)).await {
-        warn!(error = %e, "leave");
-    }
-    let metrics = agent.metrics().await.map_err(|e| e.to_string())?;
-    info!(
-        sent = metrics.datagrams_sent,
-        received = metrics.datagrams_received,
-        refused = metrics.rejections.total(),
-        "bye"
-    );
-    agent.shutdown().await.map_err(|e| e.to_string())?;
+    leave_and_stop(&agent).await?;
     if let Some(w) = writer {
         let _ = w.await;
     }
@@ -324,14 +226,11 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let matches = AgentArgs::command()
+        .name("foca_insecure_udp_agent")
+        .get_matches();
+    let args = AgentArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_logging();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

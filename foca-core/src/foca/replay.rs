@@ -102,6 +102,17 @@ impl Window {
     }
 }
 
+/// A window's key, borrowed: hashes as the tuple `(u32, T)` does (fields
+/// in order), and equals it field by field.
+#[derive(Hash)]
+struct KeyRef<'a, T>(u32, &'a T);
+
+impl<T: Eq> hashbrown::Equivalent<(u32, T)> for KeyRef<'_, T> {
+    fn equivalent(&self, key: &(u32, T)) -> bool {
+        self.0 == key.0 && *self.1 == key.1
+    }
+}
+
 /// The replay windows of one member, by key id and sender identity.
 pub(super) struct Replay<T> {
     windows: HashMap<(u32, T), Window, FixedState>,
@@ -127,13 +138,15 @@ impl<T: Clone + Eq + core::hash::Hash> Replay<T> {
     pub(super) fn admit(&mut self, sender: &T, sequence: Sequence) -> Result<(), Stale> {
         self.accepts += 1;
         let now = self.accepts;
-        let key = (sequence.key, sender.clone());
-        if let Some(window) = self.windows.get_mut(&key) {
+        // Looked up without cloning the identity (it may own a heap
+        // buffer): a clone is made only for a sender heard first.
+        if let Some(window) = self.windows.get_mut(&KeyRef(sequence.key, sender)) {
             return window.admit(sequence.number, now);
         }
         if self.windows.len() >= self.capacity {
             self.forget_least_recent();
         }
+        let key = (sequence.key, sender.clone());
         self.windows.insert(key, Window::new(sequence.number, now));
         Ok(())
     }
