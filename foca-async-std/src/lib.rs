@@ -74,6 +74,7 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod builder;
 mod handle;

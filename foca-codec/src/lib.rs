@@ -34,6 +34,7 @@
 //! `encryption`, `std`. The crate is `no_std` without `bincode`/`std`.
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 extern crate alloc;
 #[cfg(feature = "std")]

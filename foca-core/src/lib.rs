@@ -83,6 +83,7 @@
 //!   suspicions, refutations at DEBUG; dropped datagrams at TRACE). No_std.
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;

@@ -58,6 +58,7 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod builder;
 mod handle;

@@ -10,7 +10,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use super::{AgentError, AgentMetrics, Reply, Request};
-use crate::{Command, Config, Envelope, KeyedEnvelope, Snapshot, SocketIdentity};
+use crate::{Command, Config, Envelope, KeyedEnvelope, Member, Snapshot, SocketIdentity};
 
 /// A driver's channels between its [`Handle`]s and its agent task: how a
 /// request reaches the task and its reply comes back, where the latest
@@ -174,6 +174,16 @@ where
     pub async fn announce(&self, addr: SocketAddr) -> Result<(), AgentError> {
         self.command(Command::Announce(L::Id::seed_at(addr)))
             .await?;
+        Ok(())
+    }
+
+    /// Installs a member table the cluster already has, such as one saved
+    /// before a restart ([`Snapshot::members`]), without disseminating it
+    /// (see [`Foca::restore`](crate::Foca::restore)): the member probes
+    /// those members and so rejoins without seeds. A record of this member
+    /// itself is handled as news about it (a suspicion is refuted).
+    pub async fn restore(&self, members: Vec<Member<L::Id>>) -> Result<(), AgentError> {
+        self.command(Command::Restore(members)).await?;
         Ok(())
     }
 
