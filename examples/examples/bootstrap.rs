@@ -103,11 +103,18 @@ async fn story() -> Result<(), String> {
 
     println!("2. S starts on 127.0.0.1:{p}, with no seeds");
     let s = start(&format!("127.0.0.1:{p}"), Vec::new()).await?;
-    within("A joined through the name", a.wait_for(sees(s.local_addr()))).await?;
+    within(
+        "A joined through the name",
+        a.wait_for(sees(s.local_addr())),
+    )
+    .await?;
     within("S sees A", s.wait_for(sees(a.local_addr()))).await?;
 
     println!("3. B starts with seeds {seed_name} and 127.0.0.1:{q} (dead)");
-    let seeds = vec![Seed::from(seed_name.as_str()), Seed::from(format!("127.0.0.1:{q}"))];
+    let seeds = vec![
+        Seed::from(seed_name.as_str()),
+        Seed::from(format!("127.0.0.1:{q}")),
+    ];
     let b = start("127.0.0.1:0", seeds).await?;
     within("B sees S and A", b.wait_for(|s| s.members.len() == 2)).await?;
 

@@ -61,7 +61,13 @@ enum Report {
 }
 
 /// One member's loop: the whole driver.
-fn run(n: usize, socket: UdpSocket, key: [u8; 32], orders: Receiver<Order>, report: Sender<Report>) {
+fn run(
+    n: usize,
+    socket: UdpSocket,
+    key: [u8; 32],
+    orders: Receiver<Order>,
+    report: Sender<Report>,
+) {
     if let Err(e) = drive(n, &socket, key, &orders, &report) {
         let _ = report.send(Report::Failed(n, e));
     }
@@ -83,8 +89,13 @@ fn drive(
     config.probe_rtt = Duration::from_millis(100);
     config.max_packet_size = 1400 - envelope.overhead();
     let rng = Xoshiro128PlusPlus::seed_from_u64(n as u64);
-    let foca = Foca::new(GenerationalId::new(addr, 1), config, rng, PostcardCodec::new())
-        .map_err(|e| e.to_string())?;
+    let foca = Foca::new(
+        GenerationalId::new(addr, 1),
+        config,
+        rng,
+        PostcardCodec::new(),
+    )
+    .map_err(|e| e.to_string())?;
     // The core's time: a Duration since this clock's origin.
     let clock = Clock::new();
     let mut ep = Endpoint::new(foca, envelope, clock.now()).map_err(|e| e.to_string())?;
@@ -126,8 +137,7 @@ fn drive(
             Err(_) => {}
         }
         // 3. Timers that are due.
-        ep.handle_timeouts(clock.now())
-            .map_err(|e| e.to_string())?;
+        ep.handle_timeouts(clock.now()).map_err(|e| e.to_string())?;
         // 4. Outputs: datagrams (already sealed), events, snapshots.
         while let Some(t) = ep.poll_transmit() {
             // A send error is survived as a lost datagram would be.

@@ -269,11 +269,11 @@ fn check_round_trips() -> Result<(), String> {
             .encode_header(&header, &mut out)
             .map_err(|e| e.to_string())?;
         let mut input = &out[..];
-        let back = codec
-            .decode_header(&mut input)
-            .map_err(|e| e.to_string())?;
+        let back = codec.decode_header(&mut input).map_err(|e| e.to_string())?;
         if back != header || !input.is_empty() {
-            return Err(format!("header round trip: {header:?} came back as {back:?}"));
+            return Err(format!(
+                "header round trip: {header:?} came back as {back:?}"
+            ));
         }
         println!(
             "header {:<14} {:>2} bytes",
@@ -288,11 +288,11 @@ fn check_round_trips() -> Result<(), String> {
             .encode_member(&member, &mut out)
             .map_err(|e| e.to_string())?;
         let mut input = &out[..];
-        let back = codec
-            .decode_member(&mut input)
-            .map_err(|e| e.to_string())?;
+        let back = codec.decode_member(&mut input).map_err(|e| e.to_string())?;
         if back != member || !input.is_empty() || out.len() != 15 {
-            return Err(format!("member round trip: {member:?} came back as {back:?}"));
+            return Err(format!(
+                "member round trip: {member:?} came back as {back:?}"
+            ));
         }
     }
     println!("member (any state)    15 bytes");

@@ -147,7 +147,11 @@ fn get_varint(input: &mut &[u8]) -> Option<u64> {
 impl Codec<Golf> for GolfCodec {
     type Error = GolfError;
 
-    fn encode_header(&mut self, header: &Header<Golf>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
+    fn encode_header(
+        &mut self,
+        header: &Header<Golf>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Self::Error> {
         PostcardCodec::new()
             .encode_header(header, out)
             .map_err(GolfError::Header)
@@ -159,11 +163,18 @@ impl Codec<Golf> for GolfCodec {
             .map_err(GolfError::Header)
     }
 
-    fn encode_member(&mut self, member: &Member<Golf>, out: &mut Vec<u8>) -> Result<(), Self::Error> {
+    fn encode_member(
+        &mut self,
+        member: &Member<Golf>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Self::Error> {
         let id = member.id();
         out.extend_from_slice(&id.addr);
         put_varint(u64::from(id.generation), out);
-        put_varint(u64::from(member.incarnation()) << 2 | member.state() as u64, out);
+        put_varint(
+            u64::from(member.incarnation()) << 2 | member.state() as u64,
+            out,
+        );
         Ok(())
     }
 
@@ -226,7 +237,9 @@ where
 {
     let mut one = Vec::new();
     for m in members {
-        codec.encode_member(m, &mut one).map_err(|e| e.to_string())?;
+        codec
+            .encode_member(m, &mut one)
+            .map_err(|e| e.to_string())?;
     }
     let per_update = one.len() as f64 / members.len() as f64;
     let (src, dst) = (members[0].id().clone(), members[1].id().clone());
@@ -293,7 +306,10 @@ fn compare() -> Result<(), String> {
             "GenerationalId<SocketAddr> + PostcardCodec",
             measure(PostcardCodec::new(), &default, max)?,
         ),
-        ("Golf + PostcardCodec", measure(PostcardCodec::new(), &golf, max)?),
+        (
+            "Golf + PostcardCodec",
+            measure(PostcardCodec::new(), &golf, max)?,
+        ),
         ("Golf + GolfCodec", measure(GolfCodec, &golf, max)?),
     ];
     for (name, m) in &rows {

@@ -133,7 +133,10 @@ async fn bind() -> Result<UdpSocket, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn within<X>(what: &str, f: impl Future<Output = Result<X, AgentError>>) -> Result<X, String> {
+async fn within<X>(
+    what: &str,
+    f: impl Future<Output = Result<X, AgentError>>,
+) -> Result<X, String> {
     timeout(LIMIT, f)
         .await
         .map_err(|_| format!("{what}: not within {LIMIT:?}"))?
@@ -146,7 +149,12 @@ async fn story(path: PathBuf) -> Result<(), String> {
     let c_socket = bind().await?;
     let c_addr = c_socket.local_addr().map_err(|e| e.to_string())?;
     let c = start(c_socket, 1, Some(a.local_addr())).await?;
-    println!("A {}, B {}, C {c_addr} (C saves its table to {})", a.local_addr(), b.local_addr(), path.display());
+    println!(
+        "A {}, B {}, C {c_addr} (C saves its table to {})",
+        a.local_addr(),
+        b.local_addr(),
+        path.display()
+    );
     let saver = tokio::spawn(keep_saved(c.clone(), path.clone()));
     within("C sees A and B", c.wait_for(|s| s.members.len() == 2)).await?;
     // The saver writes each snapshot as it is published.
@@ -168,9 +176,7 @@ async fn story(path: PathBuf) -> Result<(), String> {
 
     // The restart: same address, next generation, no seeds.
     let restarted = Instant::now();
-    let socket = UdpSocket::bind(c_addr)
-        .await
-        .map_err(|e| e.to_string())?;
+    let socket = UdpSocket::bind(c_addr).await.map_err(|e| e.to_string())?;
     let c = start(socket, 2, None).await?;
     match c.rejoin().await {
         Err(AgentError::NoSeeds) => println!("C restarted with no seeds (rejoin: NoSeeds)"),
