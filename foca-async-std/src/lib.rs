@@ -31,6 +31,7 @@
 //!   is told how many events it missed ([`Lagged`]);
 //! - [`add_broadcast`](Handle::add_broadcast),
 //!   [`announce`](Handle::announce), [`rejoin`](Handle::rejoin),
+//!   [`restore`](Handle::restore) (a saved member table),
 //!   [`set_config`](Handle::set_config), [`metrics`](Handle::metrics),
 //!   [`leave`](Handle::leave) and [`shutdown`](Handle::shutdown); key
 //!   rotation with feature `encryption` (on by default).

@@ -16,7 +16,8 @@
 //!   custom broadcast accepted from a peer; a subscriber that falls behind is
 //!   told how many events it missed ([`Lagged`]);
 //! - [`add_broadcast`](Handle::add_broadcast), [`announce`](Handle::announce),
-//!   [`rejoin`](Handle::rejoin), [`set_config`](Handle::set_config),
+//!   [`rejoin`](Handle::rejoin), [`restore`](Handle::restore) (a saved
+//!   member table), [`set_config`](Handle::set_config),
 //!   [`metrics`](Handle::metrics), [`leave`](Handle::leave) and
 //!   [`shutdown`](Handle::shutdown).
 //!
