@@ -1,4 +1,4 @@
-//! A key-value store replicated with custom broadcasts: four tokio agents
+//! A key-value store replicated with custom broadcasts: five tokio agents
 //! on 127.0.0.1 write keys, and every replica converges on the same map.
 //!
 //! `cargo run -p foca-examples --example kv_store`
@@ -16,10 +16,10 @@
 //! - The sender: the handler records which member each write was heard
 //!   from, and `should_send` never sends it back there.
 //!
-//! The story: each member writes five keys of its own, all four write one
+//! The story: each member writes five keys of its own, all five write one
 //! shared key at once (a conflict), and one member writes another key
 //! twice in a row. The example exits 0 once every replica holds the same
-//! 22 keys with the expected winners, 1 if that takes more than 15 s.
+//! 27 keys with the expected winners, 1 if that takes more than 15 s.
 //! Custom broadcasts are best effort (a datagram lost too often loses an
 //! item); a real store would add a periodic digest exchange to repair.
 //!
@@ -39,6 +39,10 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 type Id = GenerationalId<SocketAddr>;
+
+const REPLICAS: usize = 5;
+/// Five keys of its own per replica, one written by all, one written twice.
+const KEYS: usize = 5 * REPLICAS + 2;
 
 /// A version: a counter, then the writer's id (ties between concurrent
 /// writes of one key go to the larger id: every replica picks the same).
@@ -192,7 +196,7 @@ async fn start(n: usize, seed: Option<SocketAddr>) -> Result<Replica, String> {
         .map_err(|e| e.to_string())?;
     let addr = socket.local_addr().map_err(|e| e.to_string())?;
     let envelope = Envelope::insecure_plaintext(b"kv-store");
-    let mut config = Config::new_lan(4);
+    let mut config = Config::new_lan(REPLICAS);
     config.probe_period = Duration::from_millis(300);
     config.probe_rtt = Duration::from_millis(100);
     config.max_packet_size = 1400 - envelope.overhead();
@@ -217,20 +221,20 @@ async fn start(n: usize, seed: Option<SocketAddr>) -> Result<Replica, String> {
 
 async fn story() -> Result<(), String> {
     let mut replicas: Vec<Replica> = Vec::new();
-    for n in 0..4 {
+    for n in 0..REPLICAS {
         let seed = replicas.first().map(|r| r.agent.local_addr());
         replicas.push(start(n, seed).await?);
     }
     for r in &replicas {
         tokio::time::timeout(
             Duration::from_secs(10),
-            r.agent.wait_for(|s| s.members.len() == 3),
+            r.agent.wait_for(|s| s.members.len() == REPLICAS - 1),
         )
         .await
         .map_err(|_| "the cluster did not form within 10 s")?
         .map_err(|e| e.to_string())?;
     }
-    println!("4 replicas up on 127.0.0.1; writing");
+    println!("{REPLICAS} replicas up on 127.0.0.1; writing");
     let start = Instant::now();
     for (n, r) in replicas.iter().enumerate() {
         for k in 0..5 {
@@ -256,7 +260,7 @@ async fn story() -> Result<(), String> {
     loop {
         let first = replicas[0].contents();
         let same = replicas.iter().all(|r| r.contents() == first);
-        let complete = first.len() == 22
+        let complete = first.len() == KEYS
             && first.get("leader").map(|e| &e.1) == Some(&winner)
             && first.get("config").map(|e| e.1.as_str()) == Some("v2");
         if same && complete {
@@ -271,7 +275,7 @@ async fn story() -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!(
-        "converged in {:.2} s: every replica holds 22 keys; leader = {winner} (the largest writer id), config = v2",
+        "converged in {:.2} s: every replica holds {KEYS} keys; leader = {winner} (the largest writer id), config = v2",
         start.elapsed().as_secs_f64()
     );
     for (n, r) in replicas.iter().enumerate() {
