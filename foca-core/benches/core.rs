@@ -160,6 +160,12 @@ fn handle_data(c: &mut Criterion) {
         for _ in 0..200 {
             member.handle_data(&ping, Discard).unwrap();
         }
+        // The ping (159 bytes: a header and 10 member records) is handled,
+        // not dropped: it is answered.
+        let mut out = Collect::default();
+        member.handle_data(&ping, &mut out).unwrap();
+        assert_eq!(out.sent, 1, "a ping gets one ack");
+        assert!(member.num_members() >= n as usize);
         group.bench_with_input(BenchmarkId::new("ping_10_updates", n), &n, |b, _| {
             b.iter(|| member.handle_data(black_box(&ping), Discard))
         });
@@ -187,6 +193,7 @@ fn with_backlog(len: u32, cap: usize) -> Foca<TestId, TestCodec, Xoshiro128PlusP
 fn backlog(c: &mut Criterion) {
     let mut group = c.benchmark_group("backlog");
     for len in [10u32, 1_000, 100_000] {
+        group.throughput(Throughput::Elements(1));
         // A full backlog: every insert evicts one.
         let mut foca = with_backlog(len, len as usize);
         let mut next = len;
@@ -231,7 +238,6 @@ fn backlog(c: &mut Criterion) {
                 spent
             })
         });
-        group.throughput(Throughput::Elements(1));
     }
     group.finish();
 }

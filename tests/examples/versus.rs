@@ -75,7 +75,6 @@
 //! other processes on the machine do not count against either side.
 #![allow(unsafe_code)] // the counting global allocator and the CPU clock below
 
-
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::path::PathBuf;
@@ -870,10 +869,7 @@ fn steady_and_crash<S: Side>(n: u32, seed: u64, crash: bool, figures: &mut Figur
     if complete {
         figures.insert("detection_max_periods", last);
     }
-    figures.insert(
-        "detection_coverage",
-        total as f64 / (k * observers as f64),
-    );
+    figures.insert("detection_coverage", total as f64 / (k * observers as f64));
     let (false_downs, _) = lab.false_downs(first_crash);
     figures.insert("false_downs_crash", false_downs as f64);
 }
@@ -973,12 +969,18 @@ fn queued<S: Side>(seed: u64, figures: &mut Figures) {
         }
         lab.run_until(lab.now + 10_000_000);
     }
-    figures.insert("queued_broadcasts_queue_cpu_seconds", queueing.as_secs_f64());
+    figures.insert(
+        "queued_broadcasts_queue_cpu_seconds",
+        queueing.as_secs_f64(),
+    );
     let sender_cpu = queueing + lab.watch.map_or(Duration::ZERO, |w| w.1);
     lab.watch = None;
     if let Some(p) = sender_done {
         figures.insert("queued_broadcasts_sent_periods", p);
-        figures.insert("queued_broadcasts_sender_cpu_seconds", sender_cpu.as_secs_f64());
+        figures.insert(
+            "queued_broadcasts_sender_cpu_seconds",
+            sender_cpu.as_secs_f64(),
+        );
     }
     let spread = spread(&mut lab, QUEUED as usize, t0, 600.0);
     let cpu = queueing + (lab.cpu - c0);
@@ -1056,9 +1058,7 @@ fn run_side<S: Side>(args: &Args) -> Figures {
 }
 
 fn dir_of(figure: &str) -> Dir {
-    if figure == "member_periods_per_cpu_second"
-        || figure.ends_with("coverage")
-    {
+    if figure == "member_periods_per_cpu_second" || figure.ends_with("coverage") {
         Dir::Higher
     } else if figure.starts_with("false") {
         Dir::Count
@@ -1077,20 +1077,16 @@ fn plot(args: &Args, path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
         let mut foca = Figures::new();
         steady_and_crash::<Original>(n, args.seed, true, &mut foca);
         for (k, f) in [ours, foca].iter().enumerate() {
-            if let (Some(p50), Some(max)) =
-                (f.get("detection_p50_periods"), f.get("detection_max_periods"))
-            {
+            if let (Some(p50), Some(max)) = (
+                f.get("detection_p50_periods"),
+                f.get("detection_max_periods"),
+            ) {
                 series[k].push((f64::from(n), *p50, *max));
             }
         }
         eprintln!("plot: {n} members done");
     }
-    let top = series
-        .iter()
-        .flatten()
-        .map(|p| p.2)
-        .fold(1.0f64, f64::max)
-        * 1.1;
+    let top = series.iter().flatten().map(|p| p.2).fold(1.0f64, f64::max) * 1.1;
     let right = args.plot_sizes.iter().copied().max().unwrap_or(10).max(10);
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -1108,10 +1104,7 @@ fn plot(args: &Args, path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
         .x_desc("members (log scale)")
         .y_desc("probe periods after the crash")
         .draw()?;
-    let styles = [
-        ("ours", BLUE),
-        ("original", RED),
-    ];
+    let styles = [("ours", BLUE), ("original", RED)];
     for (k, (name, color)) in styles.iter().enumerate() {
         let color = *color;
         chart
@@ -1120,7 +1113,9 @@ fn plot(args: &Args, path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
                 color.stroke_width(2),
             ))?
             .label(format!("{name}: median member"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart
             .draw_series(DashedLineSeries::new(
                 series[k].iter().map(|p| (p.0, p.2)),
@@ -1160,7 +1155,10 @@ fn main() -> ExitCode {
     let mut obj = Map::new();
     obj.insert("members".into(), json!(args.members));
     obj.insert("seed".into(), json!(args.seed));
-    obj.insert("scenario".into(), json!(format!("{:?}", args.scenario).to_lowercase()));
+    obj.insert(
+        "scenario".into(),
+        json!(format!("{:?}", args.scenario).to_lowercase()),
+    );
     obj.insert("steady_periods".into(), json!(STEADY_PERIODS));
     obj.insert("loss_periods".into(), json!(LOSS_PERIODS));
     obj.insert(
