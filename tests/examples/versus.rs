@@ -1084,7 +1084,17 @@ fn plot(args: &Args, path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
                 series[k].push((f64::from(n), *p50, *max));
             }
         }
-        eprintln!("plot: {n} members done");
+        let show = |k: usize| {
+            series[k]
+                .last()
+                .filter(|p| p.0 == f64::from(n))
+                .map_or_else(|| "-".to_string(), |p| format!("{:.2} / {:.2}", p.1, p.2))
+        };
+        eprintln!(
+            "plot: {n} members: detection p50 / max, ours {}, original {}",
+            show(0),
+            show(1)
+        );
     }
     let top = series.iter().flatten().map(|p| p.2).fold(1.0f64, f64::max) * 1.1;
     let right = args.plot_sizes.iter().copied().max().unwrap_or(10).max(10);
