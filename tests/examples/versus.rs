@@ -155,7 +155,7 @@ mod counting {
 static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// Probe periods of the steady-state measurement.
-const STEADY_PERIODS: u32 = 30;
+const STEADY_PERIODS: u32 = 100;
 /// Members that crash in the crash scenario.
 const CRASHES: u32 = 5;
 /// Probe periods of each loss run.
