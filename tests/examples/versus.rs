@@ -42,8 +42,9 @@
 //! # Scenarios and figures
 //! Every figure is printed for ours (`_ours`), the original (`_foca`) and
 //! their `_ratio`, chosen so that **a ratio above 1 means ours is better**:
-//! `foca / ours` for costs and times, `ours / foca` for speed, and
-//! `(foca + 1) / (ours + 1)` for counts that may be zero (false Downs).
+//! `foca / ours` for costs and times, `ours / foca` for speeds and shares
+//! (`*_coverage`, `member_periods_per_cpu_second`), and
+//! `(foca + 1) / (ours + 1)` for counts that may be zero (`false_*`).
 //! - `assemble`: build `n` members that each know every other (ours through
 //!   `Foca::restore`, the original through `apply_many(.., false)`, both
 //!   "install without disseminating"). `assembly_seconds` is the CPU time;
@@ -56,7 +57,7 @@
 //! - `steady`: the assembled cluster runs [`STEADY_PERIODS`] probe periods:
 //!   `member_periods_per_cpu_second` (members × periods / CPU seconds spent
 //!   in the loop for that side), `datagrams_per_member_per_period`,
-//!   `bytes_per_member_per_period`.
+//!   `bytes_per_member_per_period`, `false_downs_steady`.
 //! - `crash`: then [`CRASHES`] members crash, 0.2 periods apart:
 //!   `detection_{first,p50,max}_periods`, from a crash until the first, the
 //!   median and the last running member reports it down (first and median:
@@ -65,11 +66,21 @@
 //! - `loss`: fresh clusters under 5%, 10% and 20% loss for [`LOSS_PERIODS`]
 //!   periods: `false_downs_lossP` (Down notifications about running members)
 //!   and `falsely_downed_members_lossP` (how many distinct members).
-//! - `broadcasts`: 20 broadcasts on 6 members, from members in turn:
-//!   `broadcast_spread_periods`, until every member holds all 20.
-//! - `queued`: 1,000 broadcasts queued at once by one member of 6:
-//!   `queued_broadcasts_cpu_seconds` (queueing them and running until every
-//!   member holds all 1,000) and `queued_broadcasts_spread_periods`.
+//! - `broadcasts`: 20 broadcasts on 6 members, from members in turn, each
+//!   published with `add_broadcast` then `broadcast` (what our `Endpoint`
+//!   does; the original has both calls too): `broadcast_spread_periods`,
+//!   until every member holds all 20 or no member has any left to send
+//!   (SWIM sends each item a bounded number of times, so some may never
+//!   arrive: `broadcast_coverage` is the share of (member, item) pairs
+//!   delivered).
+//! - `queued`: 1,000 broadcasts queued at once by one member of 6 (then one
+//!   `broadcast` call): `queued_broadcasts_queue_cpu_seconds` (the 1,000
+//!   `add_broadcast` calls), `queued_broadcasts_sender_cpu_seconds` and
+//!   `queued_broadcasts_sent_periods` (the sender's own CPU time, every
+//!   call into it, and the virtual time until its backlog is empty),
+//!   `queued_broadcasts_cpu_seconds` and `queued_broadcasts_spread_periods`
+//!   (the whole cluster until every member holds all 1,000 or no member has
+//!   any left to send), `queued_broadcasts_coverage`.
 //!
 //! CPU time is the thread's own (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`):
 //! other processes on the machine do not count against either side.
