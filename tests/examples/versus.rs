@@ -1123,6 +1123,7 @@ fn plot(args: &Args, path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     chart
         .configure_mesh()
         .x_desc("members (log scale)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("probe periods after the crash")
         .draw()?;
     let styles = [("ours", BLUE), ("original", RED)];
