@@ -17,7 +17,9 @@ use crate::runner::{Runner, SocketBuffers, StopOnDrop};
 /// is not random on a device that boots the same way each time: give a
 /// seed from a hardware RNG.
 fn clock_seed() -> u64 {
-    Instant::now().as_ticks().wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    Instant::now()
+        .as_ticks()
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 foca_core::driver_builder! {

@@ -298,7 +298,10 @@ pub struct Subscription<T: Clone> {
 }
 
 impl<T: Clone> Subscription<T> {
-    fn poll_next(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<Result<Event<T>, Lagged>>> {
+    fn poll_next(
+        &mut self,
+        cx: Option<&mut Context<'_>>,
+    ) -> Poll<Option<Result<Event<T>, Lagged>>> {
         self.shared.with(|s| {
             if self.next < s.first {
                 let missed = s.first - self.next;

@@ -286,7 +286,10 @@ pub fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Optio
     p[2..4].copy_from_slice(&total.to_be_bytes());
     p.extend_from_slice(&src.ip().octets());
     p.extend_from_slice(&dst.ip().octets());
-    let mut sum: u32 = p.chunks(2).map(|w| u32::from(w[0]) << 8 | u32::from(w[1])).sum();
+    let mut sum: u32 = p
+        .chunks(2)
+        .map(|w| u32::from(w[0]) << 8 | u32::from(w[1]))
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -307,7 +310,14 @@ pub fn parse_udp(packet: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, &[u8])> {
     if version_ihl >> 4 != 4 || header < 20 || packet.get(9) != Some(&17) {
         return None;
     }
-    let ip = |at: usize| Some(Ipv4Addr::new(packet[at], packet[at + 1], packet[at + 2], packet[at + 3]));
+    let ip = |at: usize| {
+        Some(Ipv4Addr::new(
+            packet[at],
+            packet[at + 1],
+            packet[at + 2],
+            packet[at + 3],
+        ))
+    };
     let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
     let udp = packet.get(header..total)?;
     let port = |at: usize| Some(u16::from_be_bytes([*udp.get(at)?, *udp.get(at + 1)?]));

@@ -43,7 +43,11 @@ fn crash_and_leave(loss_per_mille: u32) {
         // 4 leaves.
         agents[3].leave(Duration::from_millis(300)).await.unwrap();
         for (i, a) in agents[..3].iter().enumerate() {
-            let want: Vec<_> = rest.iter().copied().filter(|m| *m != id(i as u8 + 1)).collect();
+            let want: Vec<_> = rest
+                .iter()
+                .copied()
+                .filter(|m| *m != id(i as u8 + 1))
+                .collect();
             wait_until(a, bound(10), "leave seen", |s| ids(s) == want).await;
         }
         assert_eq!(agents[3].snapshot().state, ConnectionState::Left);
