@@ -22,6 +22,9 @@ fn clock_seed() -> u64 {
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// What [`Builder::build`] returns: the runner to spawn, and a handle.
+pub type Built<'a, T, C, B> = (Runner<'a, T, C, B>, Handle<T>);
+
 foca_core::driver_builder! {
     /// Sets up an agent. The identity, the config, the codec and the envelope
     /// are required; everything else has a default.
@@ -50,7 +53,7 @@ foca_core::driver_builder! {
             self,
             stack: Stack<'a>,
             buffers: &'a mut SocketBuffers<PACKETS, BYTES>,
-        ) -> Result<(Runner<'a, T, C, B>, Handle<T>), AgentError> {
+        ) -> Result<Built<'a, T, C, B>, AgentError> {
             let addr = self.identity.addr();
             let origin = Instant::now();
             let (agent, capacity): (Agent<T, C, _, B, _>, _) = self.start()?;

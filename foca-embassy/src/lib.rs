@@ -33,7 +33,7 @@
 //! Only IPv4 (embassy-net's `proto-ipv4`); seeds are addresses (a host
 //! name seed is counted as a lookup failure: there is no resolver). With
 //! feature `defmt`, the start, the stop and membership events are logged.
-//! Feature `loopback` adds [`loopback`], an in-process network of
+//! Feature `loopback` adds the `loopback` module, an in-process network of
 //! embassy-net stacks for tests and demos.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -46,7 +46,7 @@ mod handle;
 pub mod loopback;
 mod runner;
 
-pub use builder::{Builder, DEFAULT_EVENT_CAPACITY};
+pub use builder::{Builder, Built, DEFAULT_EVENT_CAPACITY};
 pub use foca_core::{AgentError, Event, Lagged, Seed, Snapshot};
 pub use handle::{AgentMetrics, Channels, Handle, REQUEST_CAPACITY, Subscription, Watcher};
 pub use runner::{Runner, SocketBuffers};

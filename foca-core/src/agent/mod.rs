@@ -32,14 +32,14 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use rand::Rng;
-/// The random generators' seeding, for [`driver_builder`](crate::driver_builder).
-#[doc(hidden)]
-pub use rand::SeedableRng;
 /// `Vec`, named from `alloc` for [`driver_builder`](crate::driver_builder)
 /// (which no_std drivers expand too).
 #[doc(hidden)]
 pub use alloc::vec::Vec as BuilderVec;
+use rand::Rng;
+/// The random generators' seeding, for [`driver_builder`](crate::driver_builder).
+#[doc(hidden)]
+pub use rand::SeedableRng;
 
 pub use handle::{Handle, Link};
 pub use report::{AgentError, AgentMetrics, Lagged};

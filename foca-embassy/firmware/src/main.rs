@@ -82,7 +82,10 @@ fn SysTick() {
     critical_section::with(|cs| {
         let millis = TIME.millis.borrow(cs);
         millis.set(millis.get() + 1);
-        TIME.queue.borrow(cs).borrow_mut().next_expiration(millis.get() * 1000);
+        TIME.queue
+            .borrow(cs)
+            .borrow_mut()
+            .next_expiration(millis.get() * 1000);
     });
 }
 
@@ -129,8 +132,15 @@ async fn wait(agent: &Handle<Id>, secs: u64, check: impl FnMut(&Snapshot<Id>) ->
 }
 
 fn exit(passed: bool) -> ! {
-    hprintln!("foca-embassy firmware: {}", if passed { "PASS" } else { "FAIL" });
-    debug::exit(if passed { debug::EXIT_SUCCESS } else { debug::EXIT_FAILURE });
+    hprintln!(
+        "foca-embassy firmware: {}",
+        if passed { "PASS" } else { "FAIL" }
+    );
+    debug::exit(if passed {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
     loop {
         cortex_m::asm::wfe();
     }
@@ -205,7 +215,9 @@ async fn main(spawner: Spawner) {
 
     // The last member stops without a word.
     let stopped = agents.pop().map(|a| (a.identity(), a));
-    let Some((gone, handle)) = stopped else { exit(false) };
+    let Some((gone, handle)) = stopped else {
+        exit(false)
+    };
     let t0 = embassy_time::Instant::now();
     hprintln!("stopping {:?}", gone);
     let _ = handle.shutdown().await;
@@ -256,7 +268,9 @@ fn table_cost() {
     c.max_members = N + 1;
     c.max_updates_backlog = 1;
     let rng = rand::SeedableRng::seed_from_u64(1);
-    let Ok(mut foca) = Foca::<_, _, rand::rngs::Xoshiro128PlusPlus>::new(id(200), c, rng, PostcardCodec::new()) else {
+    let Ok(mut foca) =
+        Foca::<_, _, rand::rngs::Xoshiro128PlusPlus>::new(id(200), c, rng, PostcardCodec::new())
+    else {
         return;
     };
     let before = HEAP.used();
