@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""Flash (.text) of the firmware by crate, from the linker map.
+"""Flash and RAM of the firmware, from the linker map.
 
-Usage: size_by_crate.py target/firmware.map
+Usage: size_by_crate.py target/firmware.map [--check]
 
-Every function sits in its own input section `.text.<mangled name>`; a
-function is counted for the crate where it (or the impl it belongs to)
-is written: the first crate root in its mangled name (v0 or legacy) (generic code
-instantiated for the firmware's types counts for the crate that wrote
-it). Sections without a Rust name (compiler builtins, assembly) go to
-"(other)".
+Prints the output sections (.text, .rodata, .data, .bss), the .text by
+crate and the largest .bss items. Every function sits in its own input
+section `.text.<mangled name>`; it is counted for the crate that wrote it
+(or the type it is an impl of): the first crate in its mangled name (v0
+or legacy). Generic code instantiated for the firmware's types, and what
+the optimizer inlined into it, counts for the crate that wrote the outer
+function. Sections without a Rust name (compiler builtins, assembly) go
+to "(other)". With --check, fails unless .text is at most 256 KiB and
+foca-core + foca-codec + foca-embassy + postcard at most 64 KiB of it.
 """
 import re
 import sys
 from collections import Counter
 
 FOCA = ("foca_core", "foca_codec", "foca_embassy", "postcard")
-line_re = re.compile(r"^\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+\s+.*\(\.text\.(\S+)\)$")
+INPUT = re.compile(r"^\s*[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+\s+.*\((\.[a-z]+)\.(\S+)\)$")
+OUTPUT = re.compile(r"^\s*[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+ (\.[a-z_]+)$")
 
 
 def crate_of(mangled):
@@ -36,14 +40,46 @@ def crate_of(mangled):
     return mangled[start:start + n]
 
 
-sizes = Counter()
+def short(mangled):
+    if not mangled.startswith("_ZN"):
+        return mangled[:90]
+    parts, i = [], 3
+    while i < len(mangled) and mangled[i].isdigit():
+        j = i
+        while mangled[j].isdigit():
+            j += 1
+        n = int(mangled[i:j])
+        parts.append(mangled[j:j + n])
+        i = j + n
+    if parts and re.fullmatch(r"h[0-9a-f]{16}", parts[-1]):
+        parts.pop()
+    return "::".join(parts)[:90]
+
+
+sections, text, bss = {}, Counter(), []
 for line in open(sys.argv[1]):
-    m = line_re.match(line)
+    m = OUTPUT.match(line)
     if m:
-        sizes[crate_of(m.group(2))] += int(m.group(1), 16)
-total = sum(sizes.values())
-for crate, size in sizes.most_common():
+        sections[m.group(2)] = int(m.group(1), 16)
+        continue
+    m = INPUT.match(line)
+    if m and m.group(2) == ".text":
+        text[crate_of(m.group(3))] += int(m.group(1), 16)
+    elif m and m.group(2) == ".bss":
+        bss.append((int(m.group(1), 16), short(m.group(3))))
+
+for name in (".vector_table", ".text", ".rodata", ".data", ".bss"):
+    print(f"{sections.get(name, 0):>8}  {name}")
+print("\n.text by crate:")
+for crate, size in text.most_common(12):
     print(f"{size:>8}  {crate}")
-foca = sum(sizes[c] for c in FOCA)
-print(f"{total:>8}  total in .text.* input sections")
+foca = sum(text[c] for c in FOCA)
 print(f"{foca:>8}  foca-core + foca-codec + foca-embassy + postcard ({foca / 1024:.1f} KiB)")
+print("\nlargest .bss items:")
+for size, name in sorted(bss, reverse=True)[:5]:
+    print(f"{size:>8}  {name}")
+
+if "--check" in sys.argv:
+    ok = sections.get(".text", 0) <= 256 * 1024 and foca <= 64 * 1024
+    print("\nflash budget:", "ok" if ok else "EXCEEDED (.text <= 256 KiB, foca share <= 64 KiB)")
+    sys.exit(0 if ok else 1)

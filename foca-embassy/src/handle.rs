@@ -22,9 +22,9 @@ use foca_core::{AgentError, Event, Lagged, Request, Snapshot};
 
 /// Requests waiting for the runner (each a few words: see the crate docs).
 pub const REQUEST_CAPACITY: usize = 4;
-/// Tasks woken directly per kind of wait (snapshot watchers, subscribers,
-/// stop waiters); more waiters still work, woken all at once.
-const WAKERS: usize = 4;
+/// Tasks waiting on a handle (for a snapshot, an event or the stop) that
+/// are woken one by one; more still work, woken all at once.
+const WAKERS: usize = 8;
 
 /// Counters of an agent: the endpoint's, the envelope's refusals by exact
 /// reason, and the socket's (see [`foca_core::AgentMetrics`]).
@@ -37,28 +37,25 @@ pub type AgentMetrics = foca_core::AgentMetrics<Rejections>;
 /// [`Watcher`] of the snapshots.
 pub type Handle<T> = foca_core::agent::Handle<Channels<T>>;
 
-type Mtx<X> = Mutex<CriticalSectionRawMutex, RefCell<X>>;
-
 /// What the handles and the runner share.
 pub(crate) struct Shared<T> {
     pub(crate) requests: Channel<CriticalSectionRawMutex, Request<T, Envelope>, REQUEST_CAPACITY>,
-    state: Mtx<State<T>>,
+    state: Mutex<CriticalSectionRawMutex, RefCell<State<T>>>,
 }
 
 struct State<T> {
     snapshot: Arc<Snapshot<T>>,
     /// Snapshots published so far.
     version: u64,
-    watchers: MultiWakerRegistration<WAKERS>,
     /// The last `capacity` events, the first numbered `first`.
     events: VecDeque<Event<T>>,
     first: u64,
     capacity: usize,
     subscribers: usize,
-    readers: MultiWakerRegistration<WAKERS>,
     handles: usize,
     stopped: bool,
-    stop_waiters: MultiWakerRegistration<WAKERS>,
+    /// Whoever waits for any of the above: woken by any change.
+    waiters: MultiWakerRegistration<WAKERS>,
     runner: WakerRegistration,
 }
 
@@ -67,15 +64,13 @@ impl<T: Clone> Shared<T> {
         let state = State {
             snapshot: Arc::new(snapshot),
             version: 0,
-            watchers: MultiWakerRegistration::new(),
             events: VecDeque::new(),
             first: 0,
             capacity,
             subscribers: 0,
-            readers: MultiWakerRegistration::new(),
             handles: 0,
             stopped: false,
-            stop_waiters: MultiWakerRegistration::new(),
+            waiters: MultiWakerRegistration::new(),
             runner: WakerRegistration::new(),
         };
         Self {
@@ -92,7 +87,7 @@ impl<T: Clone> Shared<T> {
         self.with(|s| {
             s.snapshot = Arc::new(snapshot);
             s.version += 1;
-            s.watchers.wake();
+            s.waiters.wake();
         });
     }
 
@@ -109,7 +104,7 @@ impl<T: Clone> Shared<T> {
                 s.first += 1;
             }
             s.events.push_back(event);
-            s.readers.wake();
+            s.waiters.wake();
         });
     }
 
@@ -129,9 +124,7 @@ impl<T: Clone> Shared<T> {
     pub(crate) fn stop(&self) {
         self.with(|s| {
             s.stopped = true;
-            s.watchers.wake();
-            s.readers.wake();
-            s.stop_waiters.wake();
+            s.waiters.wake();
         });
         while self.requests.try_receive().is_ok() {}
     }
@@ -189,7 +182,7 @@ impl<T: Clone> Watcher<T> {
                 } else if s.stopped {
                     Poll::Ready(false)
                 } else {
-                    s.watchers.register(cx.waker());
+                    s.waiters.register(cx.waker());
                     Poll::Pending
                 }
             })
@@ -281,7 +274,7 @@ impl<T: Clone + Send + Sync + 'static> Link for Channels<T> {
                 if s.stopped {
                     return Poll::Ready(());
                 }
-                s.stop_waiters.register(cx.waker());
+                s.waiters.register(cx.waker());
                 Poll::Pending
             })
         })
@@ -317,7 +310,7 @@ impl<T: Clone> Subscription<T> {
                 return Poll::Ready(None);
             }
             if let Some(cx) = cx {
-                s.readers.register(cx.waker());
+                s.waiters.register(cx.waker());
             }
             Poll::Pending
         })

@@ -15,7 +15,7 @@ use embassy_net::IpEndpoint;
 use embassy_net::udp::{PacketMetadata, UdpSocket};
 use embassy_time::{Instant, Timer};
 use foca_codec::Envelope;
-use foca_core::{Agent, BroadcastHandler, Codec, Event, NoCustomBroadcast, SocketIdentity};
+use foca_core::{Agent, BroadcastHandler, Codec, NoCustomBroadcast, SocketIdentity};
 use rand::rngs::Xoshiro128PlusPlus;
 
 use crate::handle::Shared;
@@ -113,24 +113,23 @@ where
             let origin = self.origin;
             let wake = self.agent.next_wake().map(|d| origin + to_embassy(d));
             let shared = &self.shared.0;
-            let timer = async {
-                match wake {
-                    Some(at) => Timer::at(at).await,
-                    None => pending().await,
+            let timer = Timer::at(wake.unwrap_or(Instant::MAX));
+            let blocked = self.agent.is_blocked();
+            let writable = async {
+                match blocked {
+                    true => self.socket.wait_send_ready().await,
+                    false => pending().await,
                 }
             };
-            let blocked = self.agent.is_blocked();
-            let other = async {
-                let writable = async {
-                    match blocked {
-                        true => self.socket.wait_send_ready().await,
-                        false => pending().await,
-                    }
-                };
-                select(poll_fn(|cx| shared.poll_orphaned(cx)), writable).await
-            };
+            let orphaned = poll_fn(|cx| shared.poll_orphaned(cx));
             let received = self.socket.recv_from(&mut buf);
-            match select4(shared.requests.receive(), received, timer, other).await {
+            let woke = select4(
+                shared.requests.receive(),
+                received,
+                orphaned,
+                select(timer, writable),
+            );
+            match woke.await {
                 Either4::First(request) => {
                     if let Some(done) = self.agent.handle_request(since(origin), request) {
                         break Some(done);
@@ -145,9 +144,9 @@ where
                 },
                 // Truncated: larger than the buffer, so larger than accepted.
                 Either4::Second(Err(_)) => self.agent.recv_error(),
-                Either4::Third(()) => {}
-                Either4::Fourth(embassy_futures::select::Either::First(())) => break None,
-                Either4::Fourth(embassy_futures::select::Either::Second(())) => {}
+                Either4::Third(()) => break None,
+                // A deadline, or room in the socket.
+                Either4::Fourth(_) => {}
             }
             // Due work runs after every event, so a steady stream of
             // datagrams cannot starve the timers.
@@ -194,10 +193,9 @@ where
         }
         while let Some(event) = self.agent.poll_event() {
             #[cfg(feature = "defmt")]
-            if let Event::Membership(n) = &event {
+            if let foca_core::Event::Membership(n) = &event {
                 defmt::info!("foca membership: {}", defmt::Debug2Format(n));
             }
-            let _: &Event<T> = &event;
             self.shared.0.publish_event(event);
         }
         if let Some(snapshot) = self.agent.poll_snapshot(since(self.origin)) {
