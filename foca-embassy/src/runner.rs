@@ -24,7 +24,8 @@ use crate::handle::Shared;
 /// in the task that runs the agent): `PACKETS` datagrams and `BYTES`
 /// bytes of payload each way. RAM:
 /// `2 × (PACKETS × size_of::<PacketMetadata>() + BYTES)`, with
-/// `PacketMetadata` 40 bytes on thumbv7em (IPv4 only).
+/// `PacketMetadata` 16 bytes on thumbv7em (IPv4 only): 8,320 bytes for
+/// `SocketBuffers<4, 4096>`.
 /// `BYTES` should hold at least a few datagrams of the config's
 /// `max_packet_size` plus the envelope's overhead; a datagram that does
 /// not fit is dropped (on receive) or counted as a send error.

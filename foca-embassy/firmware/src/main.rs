@@ -36,7 +36,7 @@ use foca_embassy::{Builder, Handle, SocketBuffers};
 
 type Id = GenerationalId<SocketAddr>;
 type Agent = foca_embassy::Runner<'static, Id, PostcardCodec<Id>>;
-/// 4 datagrams of up to 1 KiB... each way: 2 × (4 × 40 + 4096) bytes.
+/// 4 datagrams (of up to 1 KiB here) each way: 2 × (4 × 16 + 4096) = 8,320 bytes.
 type Buffers = SocketBuffers<4, 4096>;
 
 const MEMBERS: usize = 4;
