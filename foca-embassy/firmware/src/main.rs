@@ -11,24 +11,18 @@
 
 extern crate alloc;
 
+mod board;
+
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
-use core::mem::MaybeUninit;
 use core::net::{Ipv4Addr, SocketAddr};
-use core::task::Waker;
 use core::time::Duration;
 
 use cortex_m as _;
-use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m_rt::exception;
-use cortex_m_semihosting::{debug, hprintln};
-use critical_section::Mutex;
+use cortex_m_semihosting::hprintln;
 use embassy_executor::Spawner;
 use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_time::with_timeout;
-use embassy_time_queue_utils::Queue;
-use embedded_alloc::LlffHeap as Heap;
 use foca_codec::{Envelope, PostcardCodec};
 use foca_core::{Config, Event, GenerationalId, Identity, Snapshot};
 use foca_embassy::loopback::{Hub, Port};
@@ -41,60 +35,6 @@ type Buffers = SocketBuffers<4, 4096>;
 
 const MEMBERS: usize = 4;
 const PORT: u16 = 7000;
-/// The Cortex-M4's clock on mps2-an386.
-const SYSCLK_HZ: u32 = 25_000_000;
-
-#[global_allocator]
-static HEAP: Heap = Heap::empty();
-const HEAP_SIZE: usize = 256 * 1024;
-
-// ---- time: a 1 kHz SysTick, and a timer queue woken from its handler ----
-
-struct SysTickTime {
-    millis: Mutex<Cell<u64>>,
-    queue: Mutex<RefCell<Queue>>,
-}
-
-impl embassy_time_driver::Driver for SysTickTime {
-    fn now(&self) -> u64 {
-        // embassy-time's default tick rate is 1 MHz.
-        critical_section::with(|cs| self.millis.borrow(cs).get()) * 1000
-    }
-
-    fn schedule_wake(&self, at: u64, waker: &Waker) {
-        critical_section::with(|cs| {
-            let now = self.millis.borrow(cs).get() * 1000;
-            let mut queue = self.queue.borrow(cs).borrow_mut();
-            queue.schedule_wake(at, waker);
-            // Already due: wake at once (the next tick would do it too).
-            queue.next_expiration(now);
-        });
-    }
-}
-
-embassy_time_driver::time_driver_impl!(static TIME: SysTickTime = SysTickTime {
-    millis: Mutex::new(Cell::new(0)),
-    queue: Mutex::new(RefCell::new(Queue::new())),
-});
-
-#[exception]
-fn SysTick() {
-    critical_section::with(|cs| {
-        let millis = TIME.millis.borrow(cs);
-        millis.set(millis.get() + 1);
-        TIME.queue
-            .borrow(cs)
-            .borrow_mut()
-            .next_expiration(millis.get() * 1000);
-    });
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    hprintln!("panic: {}", info);
-    exit(false)
-}
-
 // ---- tasks ----
 
 #[embassy_executor::task(pool_size = MEMBERS)]
@@ -131,39 +71,13 @@ async fn wait(agent: &Handle<Id>, secs: u64, check: impl FnMut(&Snapshot<Id>) ->
     matches!(with_timeout(limit, agent.wait_for(check)).await, Ok(Ok(_)))
 }
 
-fn exit(passed: bool) -> ! {
-    hprintln!(
-        "foca-embassy firmware: {}",
-        if passed { "PASS" } else { "FAIL" }
-    );
-    debug::exit(if passed {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfe();
-    }
-}
-
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    {
-        static mut HEAP_MEM: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
-        // SAFETY: called once, before any allocation; the memory is ours.
-        unsafe { HEAP.init(&raw mut HEAP_MEM as usize, HEAP_SIZE) }
-    }
-    let mut core = cortex_m::Peripherals::take().unwrap();
-    core.SYST.set_clock_source(SystClkSource::Core);
-    core.SYST.set_reload(SYSCLK_HZ / 1000 - 1);
-    core.SYST.clear_current();
-    core.SYST.enable_interrupt();
-    core.SYST.enable_counter();
-
+    board::init();
     hprintln!("foca-embassy firmware: {} members on mps2-an386", MEMBERS);
     table_cost();
 
-    let heap_start = HEAP.used();
+    let heap_start = board::HEAP.used();
     let hub = Hub::new(16);
     let mut agents = Vec::new();
     for i in 1..=MEMBERS as u8 {
@@ -187,7 +101,7 @@ async fn main(spawner: Spawner) {
         spawner.spawn(agent_task(runner).unwrap());
         agents.push(handle);
     }
-    let fixed = HEAP.used() - heap_start;
+    let fixed = board::HEAP.used() - heap_start;
     let mut events = agents[0].subscribe();
 
     let all: Vec<Id> = (1..=MEMBERS as u8).map(id).collect();
@@ -198,7 +112,7 @@ async fn main(spawner: Spawner) {
     }
     print_events(&mut events);
     hprintln!("cluster formed: {}", formed);
-    let used = HEAP.used() - heap_start;
+    let used = board::HEAP.used() - heap_start;
     hprintln!(
         "heap in use: {} B for {} members ({} B each): {} B at start (socket buffers {} B, stack resources {} B each), {} B each once formed",
         used,
@@ -210,13 +124,13 @@ async fn main(spawner: Spawner) {
         (used - fixed) / MEMBERS
     );
     if !formed {
-        exit(false);
+        board::exit(false);
     }
 
     // The last member stops without a word.
     let stopped = agents.pop().map(|a| (a.identity(), a));
     let Some((gone, handle)) = stopped else {
-        exit(false)
+        board::exit(false)
     };
     let t0 = embassy_time::Instant::now();
     hprintln!("stopping {:?}", gone);
@@ -240,7 +154,7 @@ async fn main(spawner: Spawner) {
         stats.overflowed,
         stats.unroutable
     );
-    exit(formed && detected);
+    board::exit(formed && detected);
 }
 
 fn print_events(events: &mut foca_embassy::Subscription<Id>) {
@@ -273,12 +187,12 @@ fn table_cost() {
     else {
         return;
     };
-    let before = HEAP.used();
+    let before = board::HEAP.used();
     for k in 0..N as u32 {
         let addr = SocketAddr::from((Ipv4Addr::from(0x0b00_0000 + k), PORT));
         let _ = foca.apply_many([Member::alive(GenerationalId::new(addr, 1), 0)], NoRuntime);
     }
-    let grown = HEAP.used() - before;
+    let grown = board::HEAP.used() - before;
     let table = foca.member_table_heap_bytes();
     hprintln!(
         "member table: {} B for {} members: {} B per member with a {} B identity ({} B beyond it); whole heap growth {} B per member",
