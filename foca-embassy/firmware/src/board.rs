@@ -83,8 +83,15 @@ fn SysTick() {
 
 /// Prints the verdict and ends QEMU with it (status 0 or 1).
 pub fn exit(passed: bool) -> ! {
-    hprintln!("foca-embassy firmware: {}", if passed { "PASS" } else { "FAIL" });
-    debug::exit(if passed { debug::EXIT_SUCCESS } else { debug::EXIT_FAILURE });
+    hprintln!(
+        "foca-embassy firmware: {}",
+        if passed { "PASS" } else { "FAIL" }
+    );
+    debug::exit(if passed {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
     loop {
         cortex_m::asm::wfe();
     }
