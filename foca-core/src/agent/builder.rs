@@ -36,7 +36,7 @@ macro_rules! driver_builder {
             codec: C,
             handler: B,
             envelope: $env,
-            seeds: ::std::vec::Vec<$crate::Seed>,
+            seeds: $crate::agent::BuilderVec<$crate::Seed>,
             rng_seed: ::core::option::Option<u64>,
             event_capacity: usize,
         }
@@ -61,7 +61,7 @@ macro_rules! driver_builder {
                     codec,
                     handler: $crate::NoCustomBroadcast,
                     envelope,
-                    seeds: ::std::vec::Vec::new(),
+                    seeds: $crate::agent::BuilderVec::new(),
                     rng_seed: None,
                     event_capacity: DEFAULT_EVENT_CAPACITY,
                 }

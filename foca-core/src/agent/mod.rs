@@ -22,7 +22,6 @@
 //! the socket's counters ([`AgentMetrics`]).
 
 mod builder;
-#[cfg(feature = "std")]
 mod handle;
 mod report;
 mod seeds;
@@ -33,12 +32,15 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
+/// `Vec`, named from `alloc` for [`driver_builder`](crate::driver_builder)
+/// (which no_std drivers expand too).
+#[doc(hidden)]
+pub use alloc::vec::Vec as BuilderVec;
 use rand::Rng;
 /// The random generators' seeding, for [`driver_builder`](crate::driver_builder).
 #[doc(hidden)]
 pub use rand::SeedableRng;
 
-#[cfg(feature = "std")]
 pub use handle::{Handle, Link};
 pub use report::{AgentError, AgentMetrics, Lagged};
 #[cfg(feature = "std")]
