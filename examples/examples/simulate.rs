@@ -44,8 +44,9 @@ struct Args {
     /// One-way latency in milliseconds (jitter up to as much again).
     #[arg(long, default_value_t = 1)]
     latency_ms: u64,
-    /// Lifeguard's local health awareness: `off` runs plain SWIM timing
-    /// (`Config::awareness_max_multiplier` = 1), to compare.
+    /// Lifeguard: `off` runs plain SWIM timing and a fixed suspicion
+    /// timeout (`Config::awareness_max_multiplier` and
+    /// `Config::suspicion_max_multiplier` = 1), to compare.
     #[arg(long, value_enum, default_value = "on")]
     lifeguard: Switch,
     /// Print one JSON object instead of the summary.

@@ -183,8 +183,9 @@ pub struct Params {
     pub config: Preset,
     /// One-way latency in milliseconds, plus up to as much again of jitter.
     pub latency_ms: u64,
-    /// Lifeguard's local health awareness (on by default; off sets
-    /// `Config::awareness_max_multiplier` to 1: plain SWIM timing).
+    /// Lifeguard (on by default; off sets `Config::awareness_max_multiplier`
+    /// and `Config::suspicion_max_multiplier` to 1: plain SWIM timing and a
+    /// fixed suspicion timeout).
     pub lifeguard: bool,
 }
 
@@ -399,6 +400,7 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
     let mut config = params.config.config(n as usize);
     if !params.lifeguard {
         config.awareness_max_multiplier = 1;
+        config.suspicion_max_multiplier = 1;
     }
     let period = config.probe_period;
     let total = params

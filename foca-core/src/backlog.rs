@@ -280,12 +280,34 @@ impl<K: Ord + Clone, V, D: Stored> Backlog<K, V, D> {
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
+
+    /// Whether some queued item was sent fewer than `n` times (the first
+    /// in send order is sent fewest).
+    pub(crate) fn has_sent_fewer_than(&self, n: u32) -> bool {
+        self.queue
+            .first_key_value()
+            .is_some_and(|(order, _)| sent_of(*order) < n)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn young_news_is_what_was_sent_fewer_than_n_times() {
+        let mut b: Backlog<u32, ()> = Backlog::new(8);
+        assert!(!b.has_sent_fewer_than(3));
+        b.insert(1, (), vec![1; 4], |_, _| true).unwrap();
+        assert!(b.has_sent_fewer_than(1));
+        for sent in 1..=3 {
+            fill_all(&mut b, 100, 10);
+            assert_eq!(b.has_sent_fewer_than(3), sent < 3, "sent {sent}");
+        }
+        b.insert(2, (), vec![2; 4], |_, _| true).unwrap();
+        assert!(b.has_sent_fewer_than(1), "a new item is young");
+    }
 
     fn fill_all(b: &mut Backlog<u32, ()>, budget: usize, limit: u32) -> Vec<u8> {
         let mut out = Vec::new();

@@ -19,6 +19,9 @@ pub const DEFAULT_INCARNATION_STEP: u32 = 64;
 /// The default [`Config::awareness_max_multiplier`] (memberlist's).
 pub const DEFAULT_AWARENESS_MAX: u8 = 8;
 
+/// The default [`Config::suspicion_max_multiplier`] (memberlist's).
+pub const DEFAULT_SUSPICION_MAX: u8 = 6;
+
 /// How often a periodic task runs and how many members it talks to each time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -45,9 +48,21 @@ pub struct Config {
     /// Each update is sent `retransmit_multiplier × ⌈log10(n + 1)⌉` times,
     /// with `n` the current number of members (memberlist's formula).
     pub retransmit_multiplier: u8,
-    /// A suspect is declared down after
-    /// `suspicion_multiplier × max(1, ⌈log10(n)⌉) × probe_period`.
+    /// A suspect is declared down after at least
+    /// `suspicion_multiplier × max(1, ⌈log10(n)⌉) × probe_period`
+    /// ([`Config::suspicion_timeout`]), once enough members confirmed it.
     pub suspicion_multiplier: u8,
+    /// Lifeguard's suspicion with independent confirmations: an
+    /// unconfirmed suspicion lasts this many times the
+    /// [`suspicion_timeout`](Config::suspicion_timeout), and shrinks toward
+    /// it as distinct members report the suspect from their own failed
+    /// probes (`num_indirect_probes` of them bring it down to the minimum;
+    /// in clusters too small for that many, it is the minimum at once). A
+    /// crashed member is confirmed by everyone who probes it and declared
+    /// down near the minimum; a member falsely suspected by one slow prober
+    /// gets the maximum to refute. 1 disables it (a fixed timeout);
+    /// memberlist's default is 6. Must be at least 1.
+    pub suspicion_max_multiplier: u8,
     /// How far hearsay (news about a member told by someone else) may raise
     /// a known member's incarnation, this member's included. A member only
     /// raises its own incarnation by one per refutation, so honest news
@@ -132,6 +147,7 @@ impl Config {
             num_indirect_probes: 3,
             retransmit_multiplier: 4,
             suspicion_multiplier: 4,
+            suspicion_max_multiplier: DEFAULT_SUSPICION_MAX,
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
             check_source: true,
             awareness_max_multiplier: DEFAULT_AWARENESS_MAX,
@@ -196,6 +212,7 @@ impl Config {
             num_indirect_probes: 2,
             retransmit_multiplier: 3,
             suspicion_multiplier: 4,
+            suspicion_max_multiplier: DEFAULT_SUSPICION_MAX,
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
             check_source: true,
             awareness_max_multiplier: DEFAULT_AWARENESS_MAX,
@@ -219,7 +236,8 @@ impl Config {
     }
 
     /// The plain SWIM of the paper with no periodic extras, for tests and
-    /// for reasoning: 1 s probes, 300 ms RTT, 3 helpers, no periodic tasks.
+    /// for reasoning: 1 s probes, 300 ms RTT, 3 helpers, no periodic tasks,
+    /// a fixed suspicion timeout (`suspicion_max_multiplier` 1).
     pub fn simple() -> Self {
         Self {
             probe_period: Duration::from_millis(1000),
@@ -227,6 +245,7 @@ impl Config {
             num_indirect_probes: 3,
             retransmit_multiplier: 4,
             suspicion_multiplier: 4,
+            suspicion_max_multiplier: 1,
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
             check_source: true,
             awareness_max_multiplier: DEFAULT_AWARENESS_MAX,
@@ -268,6 +287,12 @@ impl Config {
             return err(
                 "suspicion_multiplier",
                 "must be at least 1, or suspects cannot refute",
+            );
+        }
+        if self.suspicion_max_multiplier == 0 {
+            return err(
+                "suspicion_max_multiplier",
+                "must be at least 1 (1 makes the suspicion timeout fixed)",
             );
         }
         if self.max_incarnation_step == 0 {
@@ -358,6 +383,14 @@ impl Config {
         let factor = u32::from(self.suspicion_multiplier) * ceil_log10(members).max(1);
         self.probe_period.saturating_mul(factor)
     }
+
+    /// How long an unconfirmed suspicion lasts when the cluster has
+    /// `members` members: [`suspicion_timeout`](Config::suspicion_timeout)
+    /// × `suspicion_max_multiplier`.
+    pub fn suspicion_timeout_max(&self, members: usize) -> Duration {
+        self.suspicion_timeout(members)
+            .saturating_mul(u32::from(self.suspicion_max_multiplier.max(1)))
+    }
 }
 
 impl Default for Config {
@@ -415,7 +448,7 @@ mod tests {
     #[test]
     fn impossible_configs_name_the_field() {
         let base = Config::simple();
-        let cases: [(Config, &str); 6] = [
+        let cases: [(Config, &str); 7] = [
             (
                 Config {
                     probe_period: Duration::ZERO,
@@ -443,6 +476,13 @@ mod tests {
                     ..base.clone()
                 },
                 "retransmit_multiplier",
+            ),
+            (
+                Config {
+                    suspicion_max_multiplier: 0,
+                    ..base.clone()
+                },
+                "suspicion_max_multiplier",
             ),
             (
                 Config {
@@ -481,5 +521,9 @@ mod tests {
         assert_eq!(c.suspicion_timeout(10), Duration::from_secs(4));
         assert_eq!(c.suspicion_timeout(11), Duration::from_secs(8));
         assert_eq!(c.suspicion_timeout(10_000), Duration::from_secs(16));
+        assert_eq!(c.suspicion_timeout_max(10_000), Duration::from_secs(16));
+        let lan = Config::new_lan(100);
+        assert_eq!(lan.suspicion_timeout(100), Duration::from_secs(8));
+        assert_eq!(lan.suspicion_timeout_max(100), Duration::from_secs(48));
     }
 }

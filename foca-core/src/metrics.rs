@@ -84,6 +84,13 @@ pub struct Metrics {
     pub indirect_successes: u64,
     /// Members this member started suspecting.
     pub suspicions_raised: u64,
+    /// Suspicions this member confirmed: its own probe of a member others
+    /// already suspected failed too (Lifeguard's independent confirmation;
+    /// see `Config::suspicion_max_multiplier`).
+    pub suspicions_confirmed: u64,
+    /// Confirmations of suspicions received from other members (each
+    /// reporter counted once per suspicion).
+    pub confirmations_received: u64,
     /// Suspicions about others that were refuted (a suspect came back alive).
     pub suspicions_refuted: u64,
     /// Times this member refuted news of its own suspicion.

@@ -11,7 +11,7 @@
 //! member and kind. A timer submitted under a key that holds one replaces
 //! it, and a member's timers are replaced or cancelled whenever its record
 //! changes. So a runtime that honours keys holds at most
-//! [`MAX_CHAIN_TIMERS`] plus two timers per member of the table, whatever
+//! [`MAX_CHAIN_TIMERS`] plus three timers per member of the table, whatever
 //! arrives from the network. A runtime that does not (one that simply
 //! delivers every timer) still works: the core recognises superseded timers
 //! when they fire, and ignores them.
@@ -96,6 +96,8 @@ pub enum TimerKey<A> {
     Suspicion(A),
     /// [`Timer::RemoveDown`] for the member at this address.
     Removal(A),
+    /// [`Timer::SendNack`] to the prober at this address.
+    Nack(A),
 }
 
 /// Tells timer events scheduled before a reset (a config change, an identity
@@ -131,6 +133,16 @@ pub enum Timer<T> {
         /// The incarnation it was recorded at.
         incarnation: Incarnation,
     },
+    /// A helper's side of an indirect probe: the target has not answered
+    /// the ping relayed for `origin` in time, so tell `origin` that its
+    /// request arrived (Lifeguard's nack: the prober's own links are
+    /// fine), unless the target's ack was forwarded meanwhile.
+    SendNack {
+        /// The prober that asked.
+        origin: T,
+        /// Which of its probes this is about.
+        probe_number: ProbeNumber,
+    },
     /// Periodic summary exchange with random active members (anti-entropy).
     PeriodicSync(TimerToken),
     /// Periodic announce to random down members (heals partitions).
@@ -149,6 +161,7 @@ impl<T: Identity> Timer<T> {
             Timer::SendIndirectProbe { .. } => TimerKey::IndirectProbe,
             Timer::ChangeSuspectToDown { member_id, .. } => TimerKey::Suspicion(member_id.addr()),
             Timer::RemoveDown { member_id, .. } => TimerKey::Removal(member_id.addr()),
+            Timer::SendNack { origin, .. } => TimerKey::Nack(origin.addr()),
             Timer::PeriodicSync(_) => TimerKey::Sync,
             Timer::PeriodicAnnounceDown(_) => TimerKey::AnnounceDown,
             Timer::PeriodicGossip(_) => TimerKey::Gossip,
@@ -165,6 +178,7 @@ impl<T> Timer<T> {
             Timer::SendIndirectProbe { .. } => "send-indirect-probe",
             Timer::ChangeSuspectToDown { .. } => "change-suspect-to-down",
             Timer::RemoveDown { .. } => "remove-down",
+            Timer::SendNack { .. } => "send-nack",
             Timer::PeriodicSync(_) => "periodic-sync",
             Timer::PeriodicAnnounceDown(_) => "periodic-announce-down",
             Timer::PeriodicGossip(_) => "periodic-gossip",

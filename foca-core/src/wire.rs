@@ -5,13 +5,17 @@
 //! A payload (what an [`Envelope`](crate::Envelope) seals) is laid out as:
 //!
 //! ```text
-//! +----------------+-----------+---------------+---------------------+---------------+-----------------------------+
-//! | Header (codec) | [summary] | u16 BE: n     | n × Member (codec)  | u16 BE: m     | m × (u16 BE length, bytes)  |
-//! +----------------+-----------+---------------+---------------------+---------------+-----------------------------+
+//! +----------------+-----------+-----------+-------+--------------------+-----------+----------------------------+
+//! | Header (codec) | [summary] | u16 BE: n | u8: f | n × Member (codec) | u16 BE: m | m × (u16 BE length, bytes) |
+//! +----------------+-----------+-----------+-------+--------------------+-----------+----------------------------+
 //! ```
 //!
 //! - The header and each member are encoded by the [`Codec`]; everything
 //!   else is written here.
+//! - The first `f ≤ n` updates are the sender's own *findings*: suspicions
+//!   it raised or confirmed from its own failed probes (Lifeguard's
+//!   independent confirmations, at most [`MAX_FINDINGS`]); the rest is
+//!   news it passes on.
 //! - A [`Message::Sync`] carries a summary right after its header:
 //!   `u16 BE: k` then `k × u16 BE` bucket sums, `k` a power of two of at most
 //!   [`MAX_SUMMARY_SUMS`]. Other messages have no summary section.
@@ -44,8 +48,13 @@ use crate::{Codec, Error, Header, Member, Message};
 
 /// Bytes of a section count (`u16` big-endian).
 pub const COUNT_LEN: usize = 2;
-/// Bytes of the two section counts every datagram has (updates, items).
-pub const SECTION_COUNTS: usize = 2 * COUNT_LEN;
+/// Bytes of the findings count (a `u8`).
+pub const FINDINGS_LEN: usize = 1;
+/// Most findings a datagram marks (the count is a `u8`).
+pub const MAX_FINDINGS: usize = u8::MAX as usize;
+/// Bytes of the section counts every datagram has (updates, findings,
+/// items).
+pub const SECTION_COUNTS: usize = 2 * COUNT_LEN + FINDINGS_LEN;
 /// Bytes framing each custom broadcast item (its `u16` BE length).
 pub const ITEM_FRAME: usize = 2;
 /// Most bucket sums a summary carries (256: 512 bytes of sums).
@@ -87,6 +96,9 @@ pub struct Datagram<'a, T> {
     pub summary: Summary<'a>,
     /// Membership updates.
     pub updates: Vec<Member<T>>,
+    /// How many of the first `updates` are the sender's own findings
+    /// (suspicions from its own failed probes).
+    pub findings: usize,
     /// Custom broadcast items, unframed.
     pub broadcasts: Vec<&'a [u8]>,
 }
@@ -99,7 +111,8 @@ pub enum ParseError {
     /// The summary's count is not a power of two of at most
     /// [`MAX_SUMMARY_SUMS`], or the sums are cut short.
     Summary,
-    /// The update count is missing or lies, or the codec refused an update.
+    /// The update or findings count is missing or lies (more findings than
+    /// updates), or the codec refused an update.
     Updates,
     /// The item count is missing or lies, or an item is empty or cut short.
     Broadcasts,
@@ -143,7 +156,7 @@ pub fn parse<'a, T, C: Codec<T>>(
     } else {
         Summary::default()
     };
-    let updates = parse_updates(codec, &mut input).ok_or(ParseError::Updates)?;
+    let (updates, findings) = parse_updates(codec, &mut input).ok_or(ParseError::Updates)?;
     let broadcasts = parse_items(&mut input).ok_or(ParseError::Broadcasts)?;
     if is_padded(&header.message) {
         input = unpad(input).ok_or(ParseError::TrailingBytes)?;
@@ -155,6 +168,7 @@ pub fn parse<'a, T, C: Codec<T>>(
         header,
         summary,
         updates,
+        findings,
         broadcasts,
     })
 }
@@ -196,8 +210,17 @@ fn parse_summary<'a>(input: &mut &'a [u8]) -> Option<Summary<'a>> {
     Some(Summary(sums))
 }
 
-fn parse_updates<T, C: Codec<T>>(codec: &mut C, input: &mut &[u8]) -> Option<Vec<Member<T>>> {
+fn parse_updates<T, C: Codec<T>>(
+    codec: &mut C,
+    input: &mut &[u8],
+) -> Option<(Vec<Member<T>>, usize)> {
     let count = take_count(input)?;
+    let (&[findings], rest) = input.split_first_chunk::<FINDINGS_LEN>()?;
+    *input = rest;
+    let findings = usize::from(findings);
+    if findings > count {
+        return None;
+    }
     // Each update takes at least one byte (checked below).
     if count > input.len() {
         return None;
@@ -212,7 +235,7 @@ fn parse_updates<T, C: Codec<T>>(codec: &mut C, input: &mut &[u8]) -> Option<Vec
         }
         updates.push(member);
     }
-    Some(updates)
+    Some((updates, findings))
 }
 
 fn parse_items<'a>(input: &mut &'a [u8]) -> Option<Vec<&'a [u8]>> {
@@ -246,8 +269,9 @@ fn encode_error(e: impl fmt::Display) -> Error {
 }
 
 /// Emits one datagram into a buffer, never past `max` bytes: the header,
-/// the summary if any, then updates (written through
-/// [`push_update`](Writer::push_update) or straight into
+/// the summary if any, then the sender's findings
+/// ([`push_finding`](Writer::push_finding), first), then updates (written
+/// through [`push_update`](Writer::push_update) or straight into
 /// [`buf`](Writer::buf) and counted with [`counted`](Writer::counted)), then
 /// the custom broadcast items at [`finish`](Writer::finish).
 pub struct Writer<'b> {
@@ -255,6 +279,7 @@ pub struct Writer<'b> {
     max: usize,
     updates_at: usize,
     updates: usize,
+    findings: usize,
 }
 
 impl<'b> Writer<'b> {
@@ -286,12 +311,13 @@ impl<'b> Writer<'b> {
                 max,
             });
         }
-        buf.extend_from_slice(&[0; COUNT_LEN]);
+        buf.extend_from_slice(&[0; COUNT_LEN + FINDINGS_LEN]);
         Ok(Self {
             buf,
             max,
             updates_at,
             updates: 0,
+            findings: 0,
         })
     }
 
@@ -330,6 +356,22 @@ impl<'b> Writer<'b> {
         Ok(true)
     }
 
+    /// Encodes `member` as one of the sender's own findings if it fits
+    /// (findings come first: call this before any other update, at most
+    /// [`MAX_FINDINGS`] times); returns whether it did.
+    pub fn push_finding<T, C: Codec<T>>(
+        &mut self,
+        codec: &mut C,
+        member: &Member<T>,
+    ) -> Result<bool, Error> {
+        if self.findings != self.updates || self.findings >= MAX_FINDINGS {
+            return Ok(false);
+        }
+        let pushed = self.push_update(codec, member)?;
+        self.findings += usize::from(pushed);
+        Ok(pushed)
+    }
+
     /// Writes the counts and the `count` framed items of `items` (see
     /// [`put_item`]; the caller kept them within [`room`](Self::room)).
     /// Returns the datagram's length.
@@ -338,6 +380,8 @@ impl<'b> Writer<'b> {
         let updates = u16::try_from(self.updates).unwrap_or(u16::MAX);
         self.buf[self.updates_at..self.updates_at + COUNT_LEN]
             .copy_from_slice(&updates.to_be_bytes());
+        // At most MAX_FINDINGS (push_finding checks).
+        self.buf[self.updates_at + COUNT_LEN] = u8::try_from(self.findings).unwrap_or(u8::MAX);
         let count = u16::try_from(count).unwrap_or(u16::MAX);
         self.buf.extend_from_slice(&count.to_be_bytes());
         self.buf.extend_from_slice(items);
@@ -369,7 +413,13 @@ mod tests {
         let h = header(Message::Sync { reply: true });
         let mut w = Writer::new(&mut buf, 200, &mut TestCodec, &h, &sums).unwrap();
         let m = Member::new(GenerationalId::new(9, 2), 4, State::Suspect);
-        assert!(w.push_update(&mut TestCodec, &m).unwrap());
+        assert!(w.push_finding(&mut TestCodec, &m).unwrap());
+        let n = Member::alive(GenerationalId::new(8, 1), 0);
+        assert!(w.push_update(&mut TestCodec, &n).unwrap());
+        assert!(
+            !w.push_finding(&mut TestCodec, &m).unwrap(),
+            "findings come first"
+        );
         let mut items = Vec::new();
         put_item(&mut items, b"abc");
         put_item(&mut items, b"z");
@@ -378,11 +428,28 @@ mod tests {
         let d = parse(&mut TestCodec, &buf).unwrap();
         assert_eq!(d.header, h);
         assert_eq!(d.summary.sums().collect::<Vec<_>>(), sums);
-        assert_eq!(d.updates, vec![m]);
+        assert_eq!(d.updates, vec![m, n]);
+        assert_eq!(d.findings, 1);
         assert_eq!(d.broadcasts, vec![&b"abc"[..], b"z"]);
         for cut in 0..buf.len() {
             assert!(parse::<TestId, _>(&mut TestCodec, &buf[..cut]).is_err());
         }
+        // The findings count sits just before the first update: 3 findings
+        // of 2 updates is a lie.
+        let mut empty = Vec::new();
+        let bare = Writer::new(&mut empty, 200, &mut TestCodec, &h, &sums)
+            .unwrap()
+            .finish(0, &[]);
+        let at = bare - COUNT_LEN - FINDINGS_LEN;
+        assert_eq!(buf[at], 1);
+        let mut lying = buf.clone();
+        lying[at] = 3;
+        assert_eq!(
+            parse::<TestId, _>(&mut TestCodec, &lying),
+            Err(ParseError::Updates)
+        );
+        lying[at] = 2;
+        assert_eq!(parse(&mut TestCodec, &lying).unwrap().findings, 2);
         buf.push(0);
         assert_eq!(
             parse::<TestId, _>(&mut TestCodec, &buf),
@@ -400,9 +467,9 @@ mod tests {
         while w.push_update(&mut TestCodec, &m).unwrap() {
             n += 1;
         }
-        // A 21-byte header, two 13-byte updates and the two counts: 51.
+        // A 21-byte header, two 13-byte updates and the counts: 52.
         assert_eq!(n, 2);
-        assert_eq!(w.finish(0, &[]), 51);
+        assert_eq!(w.finish(0, &[]), 52);
         assert!(matches!(
             Writer::new(&mut buf, 20, &mut TestCodec, &h, &[]),
             Err(Error::HeaderTooLarge { .. })

@@ -871,8 +871,9 @@ fn a_datagram_carries_each_update_once() {
             let mut input = &t.data[..];
             TestCodec.decode_header(&mut input).unwrap();
             let (count, rest) = input.split_at(2);
-            input = rest;
             let count = u16::from_be_bytes([count[0], count[1]]);
+            assert_eq!(rest[0], 0, "no findings in a request");
+            input = &rest[1..];
             let mut here = BTreeSet::new();
             for _ in 0..count {
                 let m = TestCodec.decode_member(&mut input).unwrap();

@@ -344,14 +344,15 @@ fn bit_flips_are_rejected_cleanly_or_accepted() {
         let count = usize::from(u16::from_be_bytes([input[0], input[1]]));
         // Bits no valid datagram can differ in: the destination (only its
         // address, for an announce), the update count, and the high bits of
-        // each update's state byte (states are 0 to 3; an update is 13 bytes).
+        // each update's state byte (states are 0 to 3; an update is 13
+        // bytes, after the count and the findings byte).
         let dst_bytes = if message == Message::Announce {
             12..16
         } else {
             12..20
         };
         let state_bytes: BTreeSet<usize> =
-            (0..count).map(|k| header_len + 2 + 13 * k + 12).collect();
+            (0..count).map(|k| header_len + 3 + 13 * k + 12).collect();
         let caught = |bit: usize| {
             let byte = bit / 8;
             dst_bytes.contains(&byte)
@@ -467,11 +468,12 @@ fn truncated_broadcast_sections_are_all_rejected() {
     let mut with_items = 0;
     let (mut boundary_cuts, mut other_cuts) = (0, 0);
     for d in &captured {
-        // Parse the framing: header, count, updates, count, (u16 len, item)*.
+        // Parse the framing: header, count, findings, updates, count,
+        // (u16 len, item)*.
         let mut input = &d[..];
         TestCodec.decode_header(&mut input).unwrap();
         let count = u16::from_be_bytes([input[0], input[1]]);
-        input = &input[2..];
+        input = &input[3..];
         for _ in 0..count {
             TestCodec.decode_member(&mut input).unwrap();
         }

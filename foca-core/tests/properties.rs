@@ -123,6 +123,7 @@ fn datagram(
         )
         .unwrap();
     out.extend_from_slice(&u16::try_from(updates.len()).unwrap().to_be_bytes());
+    out.push(0); // no findings
     for u in updates {
         codec.encode_member(u, &mut out).unwrap();
     }

@@ -79,7 +79,7 @@ fn datagram(src: TestId, message: Message<TestId>, pad: usize) -> Vec<u8> {
         message,
     };
     TestCodec.encode_header(&header, &mut out).unwrap();
-    out.extend_from_slice(&[0, 0, 0, 0]); // no updates, no broadcasts
+    out.extend_from_slice(&[0, 0, 0, 0, 0]); // no updates or findings, no broadcasts
     if wire::is_padded(&header.message) {
         wire::pad(&mut out, pad);
     }

@@ -109,7 +109,7 @@ fn summary_datagram(buckets: usize) -> Vec<u8> {
         .unwrap();
     datagram.extend_from_slice(&u16::try_from(buckets).unwrap().to_be_bytes());
     datagram.extend(std::iter::repeat_n(0u8, 2 * buckets)); // all sums zero
-    datagram.extend_from_slice(&[0, 0, 0, 0]); // no updates, no broadcasts
+    datagram.extend_from_slice(&[0, 0, 0, 0, 0]); // no updates or findings, no broadcasts
     // Padded as members pad requests, so the answer may be a full datagram.
     foca_core::wire::pad(
         &mut datagram,

@@ -82,12 +82,18 @@ fn foca() -> F {
 
 fn encode(header: &Header<TestId>, updates: &[Member<TestId>]) -> Vec<u8> {
     let mut out = Vec::new();
-    TestCodec.encode_header(header, &mut out).unwrap();
-    out.extend_from_slice(&(updates.len() as u16).to_be_bytes());
+    let mut w = foca_core::wire::Writer::new(
+        &mut out,
+        foca_core::MAX_PACKET_SIZE,
+        &mut TestCodec,
+        header,
+        &[],
+    )
+    .unwrap();
     for u in updates {
-        TestCodec.encode_member(u, &mut out).unwrap();
+        assert!(w.push_update(&mut TestCodec, u).unwrap());
     }
-    out.extend_from_slice(&[0, 0]); // no custom broadcasts
+    w.finish(0, &[]); // no custom broadcasts
     if foca_core::wire::is_padded(&header.message) {
         foca_core::wire::pad(&mut out, 0); // the shortest padding
     }
@@ -95,14 +101,8 @@ fn encode(header: &Header<TestId>, updates: &[Member<TestId>]) -> Vec<u8> {
 }
 
 fn decode(data: &[u8]) -> (Header<TestId>, Vec<Member<TestId>>) {
-    let mut input = data;
-    let h = TestCodec.decode_header(&mut input).unwrap();
-    let n = u16::from_be_bytes([input[0], input[1]]);
-    input = &input[2..];
-    let u = (0..n)
-        .map(|_| TestCodec.decode_member(&mut input).unwrap())
-        .collect();
-    (h, u)
+    let d = foca_core::wire::parse(&mut TestCodec, data).unwrap();
+    (d.header, d.updates)
 }
 
 fn datagram(from: TestId, inc: u32, msg: Message<TestId>, updates: &[Member<TestId>]) -> Vec<u8> {

@@ -83,7 +83,7 @@ struct Published<T> {
 /// and [`MAX_QUEUED_EVENTS`] events; a driver that stops draining them
 /// loses the oldest, counted in [`Metrics`]. Timers sit in slots (see
 /// [`TimerKey`]): at most [`MAX_CHAIN_TIMERS`](crate::MAX_CHAIN_TIMERS) plus
-/// one per member of the table are pending, whatever arrives, and none is
+/// three per member of the table are pending, whatever arrives, and none is
 /// ever refused.
 ///
 /// The type parameters are `Foca`'s (identity, codec, RNG, broadcast

@@ -287,19 +287,22 @@ where
         let incarnation = member.incarnation();
         match member.state() {
             State::Alive => {
+                self.suspicions.end(&addr);
                 runtime.cancel(&TimerKey::Suspicion(addr.clone()));
                 runtime.cancel(&TimerKey::Removal(addr));
             }
             State::Suspect => {
-                runtime.cancel(&TimerKey::Removal(addr));
-                let timeout = self.config.suspicion_timeout(self.members.num_active() + 1);
+                runtime.cancel(&TimerKey::Removal(addr.clone()));
+                let bounds = self.suspicion_bounds();
+                let first = self.suspicions.start(addr, incarnation, &bounds);
                 let timer = Timer::ChangeSuspectToDown {
                     member_id,
                     incarnation,
                 };
-                runtime.submit_after(timer, timeout);
+                runtime.submit_after(timer, first);
             }
             State::Down | State::Left => {
+                self.suspicions.end(&addr);
                 runtime.cancel(&TimerKey::Suspicion(addr));
                 let timer = Timer::RemoveDown {
                     member_id,

@@ -5,6 +5,7 @@ mod guard;
 mod receive;
 mod replay;
 mod send;
+mod suspicion;
 mod timers;
 mod verdicts;
 
@@ -26,6 +27,7 @@ pub use guard::{AMPLIFICATION_FACTOR, MAX_FEEDS_PER_SOURCE};
 pub use replay::REPLAY_WINDOW;
 use replay::Replay;
 use send::Pool;
+use suspicion::Suspicions;
 use timers::Chains;
 pub use timers::JITTER_DIVISOR;
 pub use verdicts::MAX_VERDICTS_REMEMBERED;
@@ -140,6 +142,19 @@ where
     /// period (at most once: a rogue forging suspicions of this member
     /// many times a second must not slow its probing to the maximum).
     refuted_this_period: bool,
+    /// Datagrams periodic gossip may still send: one back each probe
+    /// period, up to `gossip_burst()`.
+    gossip_credits: u32,
+    /// Lifeguard's suspicions in flight, with their confirmations.
+    suspicions: Suspicions<T::Addr>,
+    /// Scratch: the suspicions a datagram told of, `(addr, incarnation,
+    /// a finding of its sender's)`.
+    heard: Vec<(T::Addr, Incarnation, bool)>,
+    /// Relays (prober, probe number) whose target answered: their nack
+    /// timers send nothing. At most 16.
+    relays_answered: Vec<(T::Addr, ProbeNumber)>,
+    /// Scratch: the addresses a datagram's findings and buddy record took.
+    written: Vec<T::Addr>,
     chains: Chains,
     /// Scratch buffers, kept to avoid allocating per datagram.
     buf: Vec<u8>,
@@ -228,6 +243,11 @@ where
             },
             health: 0,
             refuted_this_period: false,
+            gossip_credits: 0,
+            suspicions: Suspicions::new(),
+            heard: Vec::new(),
+            written: Vec::new(),
+            relays_answered: Vec::new(),
             chains: Chains::new(),
             seeds: Vec::new(),
             metrics: Metrics::default(),
@@ -239,6 +259,7 @@ where
             ids: Vec::new(),
         };
         foca.header_size = foca.measure_header()?;
+        foca.gossip_credits = foca.gossip_burst();
         foca.updates.pin(foca.identity.addr());
         Ok(foca)
     }

@@ -9,8 +9,13 @@ use super::send::Pool;
 use super::{Foca, Status};
 use crate::wire::{self, Datagram, Summary};
 use crate::{
-    BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, Sequence, TimerKey,
+    BroadcastHandler, Codec, Error, Header, Identity, Incarnation, Member, Message, Runtime,
+    Sequence, State, Timer, TimerKey,
 };
+
+/// Relays whose target answered, remembered so that a nack timer a
+/// runtime failed to cancel sends nothing (the newest kept).
+const MAX_RELAYS_ANSWERED: usize = 16;
 
 /// What [`Foca::vet`] decided about a datagram's sender.
 enum Verdict {
@@ -171,6 +176,7 @@ where
             header,
             summary,
             updates,
+            findings,
             broadcasts,
         } = datagram;
         let Header {
@@ -193,6 +199,17 @@ where
             runtime,
         )?;
         let known = self.members.len();
+        let own_addr = self.identity.addr();
+        let mut heard = core::mem::take(&mut self.heard);
+        heard.clear();
+        heard.extend(
+            updates
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.state() == State::Suspect && m.id() != &src)
+                .filter(|(_, m)| m.id().addr() != own_addr)
+                .map(|(i, m)| (m.id().addr(), m.incarnation(), i < findings)),
+        );
         for update in updates {
             // What it says about itself is its own word; about others,
             // hearsay.
@@ -204,6 +221,8 @@ where
             };
             self.merge(update, origin, runtime)?;
         }
+        self.count_findings(&heard, &src);
+        self.heard = heard;
         if self.members.len() > known || self.guard.checked() > 0 {
             self.follow_up(&src, &message, runtime)?;
         }
@@ -218,6 +237,27 @@ where
             }
         }
         self.act_on(src, message, summary, runtime)
+    }
+
+    /// Lifeguard: the suspicions a datagram from `src` told of, once
+    /// applied. Those it marked as its sender's own findings confirm the
+    /// suspicion here (once per sender); any we have not probed ourselves
+    /// are queued for a verification probe.
+    fn count_findings(&mut self, heard: &[(T::Addr, Incarnation, bool)], src: &T) {
+        let me = self.identity.addr();
+        let from = src.addr();
+        for (addr, incarnation, finding) in heard {
+            let suspect = self
+                .member(addr)
+                .is_some_and(|m| m.state() == State::Suspect && m.incarnation() == *incarnation);
+            if !suspect {
+                continue;
+            }
+            if *finding && self.suspicions.confirm(addr, *incarnation, &from) {
+                self.metrics.confirmations_received += 1;
+            }
+            self.suspicions.verify(addr, &me);
+        }
     }
 
     /// A feed that taught us members we did not know means our view is far
@@ -288,6 +328,19 @@ where
                 if origin.addr() == own_addr || origin.addr() == src.addr() {
                     return Ok(());
                 }
+                // Answered: no nack for this relay.
+                let origin_addr = origin.addr();
+                if !self
+                    .relays_answered
+                    .contains(&(origin_addr.clone(), probe_number))
+                {
+                    if self.relays_answered.len() >= MAX_RELAYS_ANSWERED {
+                        self.relays_answered.remove(0);
+                    }
+                    self.relays_answered
+                        .push((origin_addr.clone(), probe_number));
+                }
+                runtime.cancel(&TimerKey::Nack(origin_addr));
                 let target = src;
                 let forwarded = Message::ForwardedAck {
                     target,
@@ -334,21 +387,57 @@ where
         if target_addr == self.identity.addr() || target_addr == src.addr() {
             return Ok(());
         }
-        // The prober hears that its request arrived, whatever comes of it:
-        // its own links are fine (Lifeguard's nack). Bare and first, so
-        // that a bound on what may go back to an unproven prober never
-        // leaves it out.
-        self.send_records(&src, Message::Nack(probe_number), &[], runtime)?;
         let member = self.member(&target_addr);
         if !member.is_some_and(|m| m.id() == &target && m.is_active()) {
             self.metrics.ping_requests_refused += 1;
-            return Ok(());
+            // Still, the request arrived: the prober's links are fine.
+            return self.send_records(&src, Message::Nack(probe_number), &[], runtime);
+        }
+        // The prober hears that its request arrived if the target stays
+        // silent (Lifeguard's nack, memberlist's timing): at four fifths of
+        // what is left of its probe period, so it lands before the prober
+        // concludes. A prober not in the table (so with no timer slot)
+        // hears it at once.
+        if self
+            .member(&src.addr())
+            .is_some_and(|m| m.id() == &src && m.is_active())
+        {
+            let left = self
+                .config
+                .probe_period
+                .saturating_sub(self.config.probe_rtt);
+            let timer = Timer::SendNack {
+                origin: src.clone(),
+                probe_number,
+            };
+            runtime.submit_after(timer, left * 4 / 5);
+        } else {
+            self.send_records(&src, Message::Nack(probe_number), &[], runtime)?;
         }
         let ping = Message::IndirectPing {
             origin: src,
             probe_number,
         };
         self.send(&target, ping, runtime)
+    }
+
+    /// A relay's nack timer fired: nack, unless the target answered.
+    pub(super) fn send_nack(
+        &mut self,
+        origin: &T,
+        probe_number: crate::ProbeNumber,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let key = (origin.addr(), probe_number);
+        if let Some(pos) = self.relays_answered.iter().position(|k| *k == key) {
+            self.relays_answered.remove(pos);
+            self.metrics.stale_timers += 1;
+            return Ok(());
+        }
+        if self.status != Status::Running {
+            return Ok(());
+        }
+        self.send_records(origin, Message::Nack(probe_number), &[], runtime)
     }
 
     /// Answers an announce with a feed, at most `MAX_FEEDS_PER_SOURCE`

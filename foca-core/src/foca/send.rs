@@ -368,7 +368,10 @@ where
             }
             Payload::Broadcasts => self.fill_broadcasts(&mut items, w.room(), limit, to).0,
             Payload::Piggyback => {
-                let skip = self.tell_suspect(&mut w, to)?;
+                let mut skip = core::mem::take(&mut self.written);
+                skip.clear();
+                self.write_findings(&mut w, &mut skip)?;
+                self.tell_suspect(&mut w, to, &mut skip)?;
                 // Each kind is guaranteed half the space when both wait;
                 // whatever one leaves unused, the other may take. One fill
                 // per kind: a second fill of updates would put the same
@@ -380,7 +383,8 @@ where
                 } else {
                     self.fill_broadcasts(&mut items, budget - reserved, limit, to)
                 };
-                self.fill_updates(&mut w, budget - bytes, limit, skip.as_ref());
+                self.fill_updates(&mut w, budget - bytes, limit, &skip);
+                self.written = skip;
                 count
             }
         };
@@ -389,34 +393,64 @@ where
         Ok(())
     }
 
+    /// Lifeguard: this member's own findings (suspicions its own probes
+    /// raised or confirmed), first and marked as such, so that receivers
+    /// count each reporter once. Adds the addresses written to `written`.
+    fn write_findings(
+        &mut self,
+        w: &mut Writer<'_>,
+        written: &mut Vec<T::Addr>,
+    ) -> Result<(), Error> {
+        for (addr, incarnation) in self.suspicions.findings() {
+            let Some(record) = self
+                .members
+                .find(addr)
+                .and_then(|pos| self.members.get(pos))
+                .filter(|m| m.state() == State::Suspect && m.incarnation() == *incarnation)
+            else {
+                continue;
+            };
+            if !w.push_finding(&mut self.codec, record)? {
+                break;
+            }
+            written.push(addr.clone());
+        }
+        Ok(())
+    }
+
     /// Buddy system (Lifeguard): a member we suspect hears it from us
     /// first thing, so it can refute even if the gossip missed it. Writes
-    /// `to`'s record if it is a suspect and fits; returns its address then
-    /// (the backlog fill must skip it).
-    fn tell_suspect(&mut self, w: &mut Writer<'_>, to: &T) -> Result<Option<T::Addr>, Error> {
+    /// `to`'s record if it is a suspect, not written yet, and fits; adds
+    /// its address to `written` then (the backlog fill must skip it).
+    fn tell_suspect(
+        &mut self,
+        w: &mut Writer<'_>,
+        to: &T,
+        written: &mut Vec<T::Addr>,
+    ) -> Result<(), Error> {
         if self.members.num_suspects() == 0 {
-            return Ok(None);
+            return Ok(());
         }
         let addr = to.addr();
+        if written.contains(&addr) {
+            return Ok(());
+        }
         let Some(record) = self
             .member(&addr)
             .filter(|m| m.id() == to && m.state() == State::Suspect)
             .cloned()
         else {
-            return Ok(None);
+            return Ok(());
         };
-        Ok(w.push_update(&mut self.codec, &record)?.then_some(addr))
+        if w.push_update(&mut self.codec, &record)? {
+            written.push(addr);
+        }
+        Ok(())
     }
 
-    /// Fills backlogged updates within `budget`, except any about `skip`
-    /// (already written).
-    fn fill_updates(
-        &mut self,
-        w: &mut Writer<'_>,
-        budget: usize,
-        limit: u32,
-        skip: Option<&T::Addr>,
-    ) {
+    /// Fills backlogged updates within `budget`, except those about the
+    /// addresses in `skip` (already written).
+    fn fill_updates(&mut self, w: &mut Writer<'_>, budget: usize, limit: u32, skip: &[T::Addr]) {
         let own = self.identity.addr();
         let (identity, incarnation, status) = (&self.identity, self.incarnation, self.status);
         let (members, detached, codec) = (&self.members, &self.detached, &mut self.codec);
@@ -425,7 +459,7 @@ where
             budget,
             0,
             limit,
-            |addr, _, _| skip != Some(addr),
+            |addr, _, _| !skip.contains(addr),
             |out, addr, _| {
                 if *addr == own {
                     let state = if status == Status::Left {

@@ -14,6 +14,7 @@ use core::time::Duration;
 use rand::{Rng, RngExt};
 
 use super::send::Pool;
+use super::suspicion::{Bounds, Checkpoint};
 use super::{DEFAULT_FANOUT, Foca, Status};
 use crate::{
     BroadcastHandler, Codec, Error, Identity, Member, Message, Runtime, State, Timer, TimerToken,
@@ -184,6 +185,10 @@ where
                 self.remove_down(&member_id, incarnation, runtime);
                 Ok(())
             }
+            Timer::SendNack {
+                origin,
+                probe_number,
+            } => self.send_nack(&origin, probe_number, runtime),
             Timer::PeriodicSync(token) => {
                 if claim(&mut self.chains.sync, token) {
                     self.periodic_sync(runtime)
@@ -202,11 +207,7 @@ where
             }
             Timer::PeriodicGossip(token) => {
                 if claim(&mut self.chains.gossip, token) {
-                    let fanout = self
-                        .config
-                        .periodic_gossip
-                        .map_or(0, |p| usize::from(p.num_members));
-                    self.gossip_to(fanout, runtime)
+                    self.periodic_gossip(runtime)
                 } else {
                     self.metrics.stale_timers += 1;
                     Ok(())
@@ -253,10 +254,9 @@ where
             1
         };
         self.health_worse(silent);
-        // Already suspect: its suspicion timer is pending (it has its own
-        // slot, never refused), nothing to add.
+        let addr = target.id().addr();
         let current = self
-            .member(&target.id().addr())
+            .member(&addr)
             .filter(|m| m.id() == target.id() && m.incarnation() == target.incarnation())
             .map(Member::state);
         if current == Some(State::Alive) {
@@ -265,12 +265,90 @@ where
             let suspect = Member::new(target.id().clone(), target.incarnation(), State::Suspect);
             self.apply_update(suspect, runtime)?;
         }
+        // Suspect now, by us or already by others: our failed probe is an
+        // independent finding, reported to whoever we talk to next.
+        let still_suspect = self.member(&addr).is_some_and(|m| {
+            m.id() == target.id()
+                && m.incarnation() == target.incarnation()
+                && m.state() == State::Suspect
+        });
+        if still_suspect {
+            let me = self.identity.addr();
+            if current == Some(State::Suspect) && !self.suspicions.reported_by(&addr, &me) {
+                self.metrics.suspicions_confirmed += 1;
+            }
+            self.suspicions.found(&addr, target.incarnation(), &me);
+        }
         Ok(())
+    }
+
+    /// A periodic gossip round, if there is news worth it and the budget
+    /// allows (see [`Foca::gossip_burst`]): news is *young* until it was
+    /// sent as many times as one round sends it (`num_members`); after
+    /// that it rides on probes and their acks alone, which cost nothing
+    /// extra, until its transmissions run out. So an item costs each member
+    /// about one round, and a steady stream of news (suspicions and
+    /// refutations under loss) at most one datagram per probe period on
+    /// average, beyond the probes.
+    fn periodic_gossip(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        let Some(p) = self.config.periodic_gossip else {
+            return Ok(());
+        };
+        let fanout = u32::from(p.num_members);
+        let young =
+            self.updates.has_sent_fewer_than(fanout) || self.broadcasts.has_sent_fewer_than(fanout);
+        if !young || self.gossip_credits < fanout {
+            return Ok(());
+        }
+        self.gossip_credits -= fanout;
+        self.gossip_to(usize::from(p.num_members), runtime)
+    }
+
+    /// The most gossip credits a member holds (one a datagram): one probe
+    /// period's worth of rounds, so a burst of news goes out at the
+    /// configured pace; they come back at one a probe period.
+    pub(super) fn gossip_burst(&self) -> u32 {
+        let Some(p) = self.config.periodic_gossip else {
+            return 0;
+        };
+        let period = self.config.probe_period.as_nanos();
+        let rounds = period / p.frequency.as_nanos().max(1);
+        let rounds = u32::try_from(rounds).unwrap_or(u32::MAX).max(1);
+        rounds.saturating_mul(u32::from(p.num_members))
+    }
+
+    /// The range a suspicion's timeout moves in now (see
+    /// `Config::suspicion_max_multiplier`): confirmations come from members
+    /// other than the suspect and this one, so a cluster with fewer than
+    /// `num_indirect_probes` of them gets the minimum at once.
+    pub(super) fn suspicion_bounds(&self) -> Bounds {
+        let n = self.members.num_active() + 1;
+        let k = usize::from(self.config.num_indirect_probes);
+        Bounds {
+            min: self.config.suspicion_timeout(n),
+            max: self.config.suspicion_timeout_max(n),
+            k: if n.saturating_sub(2) < k { 0 } else { k },
+        }
     }
 
     /// Pings the next member in the round and re-arms the probe chain.
     fn start_probe(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
-        let Some(target) = self.members.next_probe_target(&mut self.rng).cloned() else {
+        // A suspect heard of and not yet probed by us comes first: our own
+        // probe confirms the suspicion, or carries it to the suspect (who
+        // refutes).
+        let mut verify = None;
+        while let Some(addr) = self.suspicions.next_to_verify() {
+            verify = self
+                .member(&addr)
+                .filter(|m| m.state() == State::Suspect)
+                .cloned();
+            if verify.is_some() {
+                break;
+            }
+        }
+        let Some(target) =
+            verify.or_else(|| self.members.next_probe_target(&mut self.rng).cloned())
+        else {
             // Nobody to probe: the chain stops; ensure_timers restarts it.
             return Ok(());
         };
@@ -279,6 +357,7 @@ where
         let stretch = self.health_multiplier();
         let period = self.config.probe_period.saturating_mul(stretch);
         runtime.submit_after(Timer::ProbeRandomMember(token), period);
+        self.gossip_credits = (self.gossip_credits + 1).min(self.gossip_burst());
         self.probe.number = self.probe.number.wrapping_add(1);
         self.probe.acked = false;
         self.probe.indirect_done = false;
@@ -367,7 +446,9 @@ where
         self.health = self.health.saturating_add(by).min(most);
     }
 
-    /// A suspicion ran its course: still suspect at that incarnation means down.
+    /// A suspicion's checkpoint: still suspect at that incarnation, and
+    /// waited as long as its confirmations allow, means down; otherwise
+    /// the next checkpoint is set.
     fn suspicion_timeout(
         &mut self,
         id: T,
@@ -379,6 +460,20 @@ where
         });
         if !still_suspect {
             self.metrics.stale_timers += 1;
+            return Ok(());
+        }
+        let bounds = self.suspicion_bounds();
+        let step = self.config.probe_period;
+        let addr = id.addr();
+        if let Checkpoint::Wait(next) =
+            self.suspicions
+                .checkpoint(&addr, incarnation, &bounds, step)
+        {
+            let timer = Timer::ChangeSuspectToDown {
+                member_id: id,
+                incarnation,
+            };
+            runtime.submit_after(timer, next);
             return Ok(());
         }
         self.metrics.members_declared_down += 1;
