@@ -133,7 +133,15 @@ pub enum Scenario {
     /// One member loses every peer, then the network returns: it must
     /// rejoin by itself.
     Isolate,
+    /// 100 custom broadcasts at once, from members taken in turn, while one
+    /// member in ten (none of the publishers) crashes at that moment: the
+    /// broadcasts share datagrams with the suspicions and verdicts of the
+    /// crashed. Time until every running member holds all of them.
+    BroadcastsChurn,
 }
+
+/// How many broadcasts the `broadcasts-churn` scenario publishes.
+pub const CHURN_BROADCASTS: u32 = 100;
 
 /// A config preset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -388,7 +396,7 @@ pub fn default_periods(scenario: Scenario, config: &Config, members: u32) -> u32
         // 3 in 10 restart with empty tables and must each learn every
         // other member: 38 periods at 1,000 members, 59 at 10,000.
         Scenario::MassRestart => 60.max(6 * (members.ilog2() + 1)),
-        Scenario::Broadcast | Scenario::Broadcasts => 30,
+        Scenario::Broadcast | Scenario::Broadcasts | Scenario::BroadcastsChurn => 30,
     }
 }
 
@@ -573,6 +581,23 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
             tracker = Some(run.net.track("broadcasts", |ep: &Ep| {
                 let kv = ep.foca().broadcast_handler();
                 (0..BROADCASTS).all(|key| kv.version(key) == Some(1))
+            }));
+            run.run(total.saturating_sub(run.periods), &mut progress);
+        }
+        Scenario::BroadcastsChurn => {
+            run.run(2, &mut progress);
+            let publishers = CHURN_BROADCASTS.min(n);
+            for key in 0..CHURN_BROADCASTS {
+                run.net.with(&(key % n), |ep, now| {
+                    let _ = ep.command(now, Command::AddBroadcast(Kv::item(key, 1, b"value")));
+                });
+            }
+            for a in (publishers..n).filter(|a| a % 10 == 9) {
+                run.net.crash(&a);
+            }
+            tracker = Some(run.net.track("broadcasts", |ep: &Ep| {
+                let kv = ep.foca().broadcast_handler();
+                (0..CHURN_BROADCASTS).all(|key| kv.version(key) == Some(1))
             }));
             run.run(total.saturating_sub(run.periods), &mut progress);
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use foca_core::testing::{TestCodec, TestId};
 use foca_core::{
-    Codec, Config, ConnectionState, Foca, GenerationalId, Header, Member, Message, Notification,
-    Opened, Runtime, State, Timer,
+    Config, ConnectionState, Foca, GenerationalId, Header, Member, Message, Notification, Opened,
+    Runtime, State, Timer,
 };
 use rand::SeedableRng;
 use rand::rngs::Xoshiro128PlusPlus;

@@ -5,8 +5,15 @@
 //!   (at most 3: `AMPLIFICATION_FACTOR`);
 //! - the longest time a healthy member was missing from another's view
 //!   (at most one suspicion timeout);
-//! - when the crashed member was known down by all (within the suspicion
-//!   timeout and 3 periods).
+//! - when the crashed member was known down by all: within half of what
+//!   an unconfirmed suspicion takes (`suspicion_timeout_max`, 48 s here;
+//!   the shortest timeout, `suspicion_timeout`, is 8 s). Lifeguard's
+//!   suspicions reach the shortest timeout only once independent members
+//!   confirmed them; made-up members the rogue plants compete for the
+//!   verification probes that bring those confirmations, and its stream
+//!   of news leaves the verdict to spread on probes, as periodic gossip
+//!   keeps to its budget. Without an attack it takes the shortest timeout
+//!   and 1 to 2 periods.
 //!
 //! The same rogue then attacks 5 foca-tokio agents over real UDP sockets on
 //! loopback, on the wall clock (module `udp`, in `adversary/udp.rs`).
@@ -262,7 +269,10 @@ fn check(outcome: &Outcome) {
     assert!(outcome.ratio <= AMPLIFICATION_FACTOR as f64, "{outcome:?}");
     assert!(outcome.longest_out <= timeout, "{outcome:?}");
     let detected = outcome.detected.expect("the crash was detected");
-    assert!(detected <= timeout + 3 * config.probe_period, "{outcome:?}");
+    assert!(
+        detected <= config.suspicion_timeout_max(N as usize) / 2,
+        "{outcome:?}"
+    );
 }
 
 fn each_mode(name: &str, attack: impl Fn(&mut Net, &mut Rogue, u32)) {

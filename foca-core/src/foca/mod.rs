@@ -70,6 +70,8 @@ struct Probe<T> {
     /// Helpers asked, and nacks received from them, for this probe.
     helpers: u8,
     nacks: u8,
+    /// Whether this probe may verify a suspicion (every other one).
+    verify_turn: bool,
 }
 
 type BroadcastKey<T, B> = <<B as BroadcastHandler<T>>::Broadcast as Invalidates>::Key;
@@ -240,6 +242,7 @@ where
                 indirect_sent: false,
                 helpers: 0,
                 nacks: 0,
+                verify_turn: false,
             },
             health: 0,
             refuted_this_period: false,

@@ -241,8 +241,9 @@ where
 
     /// Lifeguard: the suspicions a datagram from `src` told of, once
     /// applied. Those it marked as its sender's own findings confirm the
-    /// suspicion here (once per sender); any we have not probed ourselves
-    /// are queued for a verification probe.
+    /// suspicion here (once per sender), and are queued for a verification
+    /// probe if we have not reported them ourselves (plain hearsay is not:
+    /// a rogue repeating suspicions must not steer our probes).
     fn count_findings(&mut self, heard: &[(T::Addr, Incarnation, bool)], src: &T) {
         let me = self.identity.addr();
         let from = src.addr();
@@ -253,10 +254,14 @@ where
             if !suspect {
                 continue;
             }
-            if *finding && self.suspicions.confirm(addr, *incarnation, &from) {
+            if !*finding {
+                continue;
+            }
+            if self.suspicions.confirm(addr, *incarnation, &from) {
                 self.metrics.confirmations_received += 1;
             }
-            self.suspicions.verify(addr, &me);
+            let proven = self.guard.is_proven(addr);
+            self.suspicions.verify(addr, &me, proven);
         }
     }
 

@@ -406,7 +406,7 @@ where
                 .members
                 .find(addr)
                 .and_then(|pos| self.members.get(pos))
-                .filter(|m| m.state() == State::Suspect && m.incarnation() == *incarnation)
+                .filter(|m| m.state() == State::Suspect && m.incarnation() == incarnation)
             else {
                 continue;
             };

@@ -98,9 +98,9 @@ pub struct Suspicions<A> {
     entries: BTreeMap<A, Entry<A>>,
     /// Suspicions this member raised or confirmed from its own probes:
     /// sent marked as findings, oldest first.
-    findings: Vec<(A, Incarnation)>,
+    findings: Vec<(A, Incarnation, bool)>,
     /// Suspects heard of that this member has not probed itself yet.
-    to_verify: Vec<A>,
+    to_verify: Vec<(A, bool)>,
 }
 
 impl<A: Clone + Ord> Suspicions<A> {
@@ -134,12 +134,12 @@ impl<A: Clone + Ord> Suspicions<A> {
     pub fn end(&mut self, addr: &A) {
         if self.entries.remove(addr).is_some() {
             self.forget_finding(addr);
-            self.to_verify.retain(|a| a != addr);
+            self.to_verify.retain(|(a, _)| a != addr);
         }
     }
 
     fn forget_finding(&mut self, addr: &A) {
-        self.findings.retain(|(a, _)| a != addr);
+        self.findings.retain(|(a, _, _)| a != addr);
     }
 
     /// `reporter` says it found `addr` unresponsive at `incarnation`.
@@ -159,21 +159,29 @@ impl<A: Clone + Ord> Suspicions<A> {
     }
 
     /// This member's own probe of `addr` failed: it reports the suspicion
-    /// (as `me`) and marks it as its finding in what it sends.
-    pub fn found(&mut self, addr: &A, incarnation: Incarnation, me: &A) {
+    /// (as `me`) and marks it as its finding in what it sends. `proven`:
+    /// `addr` answered a ping of ours directly before. When the findings
+    /// are full, one about a member never proven goes first (a made-up
+    /// member at a third party's address never answers: a rogue must not
+    /// push real findings out with those), else the oldest.
+    pub fn found(&mut self, addr: &A, incarnation: Incarnation, me: &A, proven: bool) {
         if !self.confirm(addr, incarnation, me) {
             return;
         }
-        self.to_verify.retain(|a| a != addr);
+        self.to_verify.retain(|(a, _)| a != addr);
         if self.findings.len() >= MAX_OWN_FINDINGS {
-            self.findings.remove(0);
+            let unproven = self.findings.iter().position(|f| !f.2);
+            if unproven.is_none() && !proven {
+                return;
+            }
+            self.findings.remove(unproven.unwrap_or(0));
         }
-        self.findings.push((addr.clone(), incarnation));
+        self.findings.push((addr.clone(), incarnation, proven));
     }
 
     /// This member's own findings, oldest first.
-    pub fn findings(&self) -> &[(A, Incarnation)] {
-        &self.findings
+    pub fn findings(&self) -> impl Iterator<Item = (&A, Incarnation)> {
+        self.findings.iter().map(|(a, i, _)| (a, *i))
     }
 
     /// Whether `reporter` already reported the suspicion of `addr`.
@@ -183,25 +191,36 @@ impl<A: Clone + Ord> Suspicions<A> {
             .is_some_and(|e| e.reporters.contains(reporter))
     }
 
-    /// Queues `addr` for a verification probe (if there is room and this
-    /// member has not reported it).
-    pub fn verify(&mut self, addr: &A, me: &A) {
-        if self.to_verify.len() < MAX_TO_VERIFY
-            && !self.to_verify.contains(addr)
-            && self.entries.contains_key(addr)
-            && !self.reported_by(addr, me)
+    /// Queues `addr` for a verification probe, if this member has not
+    /// reported it. `proven`: as for [`found`](Self::found); when the queue
+    /// is full, a proven suspect takes the place of one never proven.
+    pub fn verify(&mut self, addr: &A, me: &A, proven: bool) {
+        if self.to_verify.iter().any(|(a, _)| a == addr)
+            || !self.entries.contains_key(addr)
+            || self.reported_by(addr, me)
         {
-            self.to_verify.push(addr.clone());
+            return;
         }
+        if self.to_verify.len() >= MAX_TO_VERIFY {
+            let unproven = self.to_verify.iter().position(|v| !v.1);
+            match unproven {
+                Some(pos) if proven => {
+                    self.to_verify.remove(pos);
+                }
+                _ => return,
+            }
+        }
+        self.to_verify.push((addr.clone(), proven));
     }
 
-    /// The next suspect to probe for verification, oldest first.
+    /// The next suspect to probe for verification: the oldest proven one,
+    /// else the oldest.
     pub fn next_to_verify(&mut self) -> Option<A> {
         if self.to_verify.is_empty() {
-            None
-        } else {
-            Some(self.to_verify.remove(0))
+            return None;
         }
+        let pos = self.to_verify.iter().position(|v| v.1).unwrap_or(0);
+        Some(self.to_verify.remove(pos).0)
     }
 
     /// The suspicion's timer fired. `bounds` are the current ones (the
@@ -292,7 +311,7 @@ mod tests {
         let b = bounds(3);
         let mut s = Suspicions::new();
         s.start(7u32, 2, &b);
-        s.found(&7, 2, &1);
+        s.found(&7, 2, &1, true);
         assert!(s.confirm(&7, 2, &2));
         assert!(!s.confirm(&7, 2, &2), "a reporter counts once");
         assert!(!s.confirm(&7, 1, &3), "another incarnation does not count");
@@ -300,11 +319,33 @@ mod tests {
         assert!(s.confirm(&7, 2, &4));
         // Three confirmations beyond the first reporter: min, at once.
         assert_eq!(s.checkpoint(&7, 2, &b, S), Checkpoint::Due);
-        assert_eq!(s.findings(), &[(7, 2)]);
+        assert_eq!(s.findings().collect::<Vec<_>>(), [(&7, 2)]);
         s.end(&7);
-        assert!(s.findings().is_empty());
+        assert_eq!(s.findings().count(), 0);
         assert!(s.entries.is_empty());
         assert_eq!(s.checkpoint(&7, 2, &b, S), Checkpoint::Due);
+    }
+
+    #[test]
+    fn unproven_findings_cannot_push_out_proven_ones() {
+        let b = bounds(3);
+        let mut s = Suspicions::new();
+        s.start(1u32, 0, &b);
+        s.found(&1, 0, &1000, true);
+        for fake in 100..200 {
+            s.start(fake, 0, &b);
+            s.found(&fake, 0, &1000, false);
+        }
+        let kept: Vec<_> = s.findings().map(|(a, _)| *a).collect();
+        assert_eq!(kept.len(), MAX_OWN_FINDINGS);
+        assert_eq!(kept[0], 1, "{kept:?}");
+        // Proven ones push out the unproven, then the oldest.
+        for real in 2..20 {
+            s.start(real, 0, &b);
+            s.found(&real, 0, &1000, true);
+        }
+        let kept: Vec<_> = s.findings().map(|(a, _)| *a).collect();
+        assert_eq!(kept, (12..20).collect::<Vec<_>>());
     }
 
     #[test]
@@ -313,13 +354,13 @@ mod tests {
         let mut s = Suspicions::new();
         for addr in 0..100u32 {
             s.start(addr, 0, &b);
-            s.verify(&addr, &1000);
-            s.found(&addr, 0, &1000);
+            s.verify(&addr, &1000, addr % 3 == 0);
+            s.found(&addr, 0, &1000, addr % 2 == 0);
             for r in 0..100 {
                 s.confirm(&addr, 0, &r);
             }
         }
-        assert!(s.findings().len() <= MAX_OWN_FINDINGS);
+        assert!(s.findings().count() <= MAX_OWN_FINDINGS);
         assert!(s.to_verify.len() <= MAX_TO_VERIFY);
         assert!(
             s.entries

@@ -277,7 +277,9 @@ where
             if current == Some(State::Suspect) && !self.suspicions.reported_by(&addr, &me) {
                 self.metrics.suspicions_confirmed += 1;
             }
-            self.suspicions.found(&addr, target.incarnation(), &me);
+            let proven = self.guard.is_proven(&addr);
+            self.suspicions
+                .found(&addr, target.incarnation(), &me, proven);
         }
         Ok(())
     }
@@ -337,7 +339,12 @@ where
         // probe confirms the suspicion, or carries it to the suspect (who
         // refutes).
         let mut verify = None;
-        while let Some(addr) = self.suspicions.next_to_verify() {
+        // Every other probe at most: findings, forged or not, cannot stop
+        // the round that finds crashes.
+        self.probe.verify_turn = !self.probe.verify_turn;
+        while self.probe.verify_turn
+            && let Some(addr) = self.suspicions.next_to_verify()
+        {
             verify = self
                 .member(&addr)
                 .filter(|m| m.state() == State::Suspect)
