@@ -113,12 +113,12 @@ pub enum Message<T> {
         reply: bool,
     },
     /// A helper's answer to a [`PingReq`](Message::PingReq) with the
-    /// prober's probe number: it got the request and pinged the target.
-    /// Lifeguard's nack, sent at once rather than after the helper's own
-    /// timeout: either way the prober learns that its helper heard it, so
-    /// a probe that fails although its helpers answered points at the
-    /// target, and one whose helpers stayed silent points at the prober's
-    /// own links (see
+    /// prober's probe number when the target stayed silent (Lifeguard's
+    /// nack, sent at four fifths of what was left of the probe period; at
+    /// once if the helper does not hold the target active): the prober
+    /// learns that its helper heard it, so a probe that fails although its
+    /// helpers answered points at the target, and one whose helpers stayed
+    /// silent points at the prober's own links (see
     /// [`Config::awareness_max_multiplier`](crate::Config::awareness_max_multiplier)).
     Nack(ProbeNumber),
 }
