@@ -763,19 +763,31 @@ fn helper_relays_ping_req_and_forwards_the_ack() {
     f.handle_data(&datagram(id(2), 0, req, &[]), &mut rt)
         .unwrap();
     let m = rt.messages();
-    assert_eq!(m.len(), 2);
-    // The prober hears that its helper got the request (a bare nack).
-    assert_eq!(m[0].0, id(2));
-    assert_eq!(m[0].1.message, Message::Nack(42));
-    assert!(m[0].2.is_empty());
-    assert_eq!(m[1].0, id(3));
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].0, id(3));
     assert_eq!(
-        m[1].1.message,
+        m[0].1.message,
         Message::IndirectPing {
             origin: id(2),
             probe_number: 42
         }
     );
+    // The nack waits for four fifths of what is left of the period (the
+    // prober's probe RTT is 300 ms of its 1 s period).
+    let (nack, after) = rt
+        .timers
+        .iter()
+        .find(|(t, _)| matches!(t, Timer::SendNack { .. }))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        nack,
+        Timer::SendNack {
+            origin: id(2),
+            probe_number: 42
+        }
+    );
+    assert_eq!(after, Duration::from_millis(560));
     rt.clear();
     let ack = Message::IndirectAck {
         origin: id(2),
@@ -792,6 +804,40 @@ fn helper_relays_ping_req_and_forwards_the_ack() {
             probe_number: 42
         }
     );
+    // Answered: the nack timer, if a runtime still delivers it, sends
+    // nothing.
+    rt.clear();
+    f.handle_timer(nack, &mut rt).unwrap();
+    assert!(rt.sent.is_empty());
+
+    // A target that stays silent: the prober gets a bare nack.
+    let req = Message::PingReq {
+        target: id(3),
+        probe_number: 43,
+    };
+    f.handle_data(&datagram(id(2), 0, req, &[]), &mut rt)
+        .unwrap();
+    let nack = rt.take_timer(|t| matches!(t, Timer::SendNack { .. }));
+    rt.clear();
+    f.handle_timer(nack, &mut rt).unwrap();
+    let m = rt.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].0, id(2));
+    assert_eq!(m[0].1.message, Message::Nack(43));
+    assert!(m[0].2.is_empty(), "bare");
+
+    // A request about a member this helper does not hold active is
+    // nacked at once, and relayed to nobody.
+    rt.clear();
+    let req = Message::PingReq {
+        target: id(9),
+        probe_number: 44,
+    };
+    f.handle_data(&datagram(id(2), 0, req, &[]), &mut rt)
+        .unwrap();
+    let m = rt.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].1.message, Message::Nack(44));
 }
 
 #[test]
@@ -1679,4 +1725,111 @@ fn a_missed_down_is_repaired_by_the_next_summary_exchange() {
         to_one.extend(rt2.sent.iter().filter(|(to, _)| *to == id(1)).cloned());
     }
     assert_eq!(state_of(&one, 3), Some((1, 4, State::Down)));
+}
+
+// ---- Lifeguard: suspicion with independent confirmations ----
+
+/// A member of 6 (so 3 confirmations are possible) whose suspicions last
+/// 4 s at the shortest and 24 s unconfirmed.
+fn lifeguard_member() -> (F, Rec) {
+    let config = Config {
+        suspicion_max_multiplier: 6,
+        ..Config::simple()
+    };
+    let mut f = Foca::new(
+        me(),
+        config,
+        Xoshiro128PlusPlus::seed_from_u64(1),
+        TestCodec,
+    )
+    .unwrap();
+    let mut rt = Rec::default();
+    for a in 2..=6 {
+        apply(&mut f, &mut rt, Member::alive(id(a), 0));
+    }
+    (f, rt)
+}
+
+/// A gossip datagram from `from` whose first update is its own finding:
+/// member 2 suspected at incarnation 0.
+fn finding_from(from: u32) -> Vec<u8> {
+    let header = Header {
+        src: id(from),
+        src_incarnation: 0,
+        dst: me(),
+        message: Message::Gossip,
+    };
+    let mut out = Vec::new();
+    let mut w = foca_core::wire::Writer::new(&mut out, 1400, &mut TestCodec, &header, &[]).unwrap();
+    let suspect = Member::new(id(2), 0, State::Suspect);
+    assert!(w.push_finding(&mut TestCodec, &suspect).unwrap());
+    w.finish(0, &[]);
+    out
+}
+
+/// Fires suspicion checkpoints until member 2 is down; the time waited.
+fn wait_until_down(f: &mut F, rt: &mut Rec, mut waited: Duration) -> Duration {
+    loop {
+        let timer = rt.take_timer(|t| matches!(t, Timer::ChangeSuspectToDown { .. }));
+        f.handle_timer(timer, &mut *rt).unwrap();
+        if f.member(&2).unwrap().state() == State::Down {
+            return waited;
+        }
+        let (_, after) = rt
+            .timers
+            .iter()
+            .find(|(t, _)| matches!(t, Timer::ChangeSuspectToDown { .. }))
+            .expect("the next checkpoint");
+        waited += *after;
+    }
+}
+
+#[test]
+fn an_unconfirmed_suspicion_lasts_the_longest_timeout() {
+    let (mut f, mut rt) = lifeguard_member();
+    rt.clear();
+    apply(&mut f, &mut rt, Member::new(id(2), 0, State::Suspect));
+    let (_, first) = rt
+        .timers
+        .iter()
+        .find(|(t, _)| matches!(t, Timer::ChangeSuspectToDown { .. }))
+        .cloned()
+        .unwrap();
+    assert_eq!(first, Duration::from_secs(4), "the shortest timeout first");
+    let waited = wait_until_down(&mut f, &mut rt, first);
+    assert_eq!(waited, f.config().suspicion_timeout_max(6));
+    assert_eq!(waited, Duration::from_secs(24));
+    assert_eq!(f.metrics().confirmations_received, 0);
+}
+
+#[test]
+fn confirmations_from_distinct_members_bring_the_verdict_to_the_shortest_timeout() {
+    let (mut f, mut rt) = lifeguard_member();
+    // Member 3 found it first; 4, 5 and 6 confirm; 4 twice (it counts
+    // once), and a plain relay of the suspicion (not a finding) counts
+    // for nothing.
+    for from in [3, 4, 4, 5] {
+        f.handle_data(&finding_from(from), &mut rt).unwrap();
+    }
+    let relay = datagram(
+        id(6),
+        0,
+        Message::Gossip,
+        &[Member::new(id(2), 0, State::Suspect)],
+    );
+    f.handle_data(&relay, &mut rt).unwrap();
+    assert_eq!(f.metrics().confirmations_received, 3);
+    // Reporters 3, 4, 5: two confirmations, 24 - 20·ln3/ln4 ≈ 8.14 s
+    // (checkpoints at 4 s, then each second, the last one shorter).
+    let waited = wait_until_down(&mut f, &mut rt, Duration::from_secs(4));
+    assert_eq!(waited.as_millis(), 8141);
+
+    // With a third confirmation, the shortest: 4 s.
+    let (mut f, mut rt) = lifeguard_member();
+    for from in [3, 4, 5, 6] {
+        f.handle_data(&finding_from(from), &mut rt).unwrap();
+    }
+    assert_eq!(f.metrics().confirmations_received, 4);
+    let waited = wait_until_down(&mut f, &mut rt, Duration::from_secs(4));
+    assert_eq!(waited, Duration::from_secs(4));
 }

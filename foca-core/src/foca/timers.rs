@@ -24,6 +24,12 @@ use crate::{
 /// (±25%), so that members started together do not act in lockstep.
 pub const JITTER_DIVISOR: u64 = 4;
 
+/// Gossip rounds a member may run back to back however rarely its config
+/// gossips (see `Foca::gossip_burst`): news such as a member leaving
+/// reaches `3 × num_members` members at once, not one round's worth a
+/// probe period.
+pub const MIN_BURST_ROUNDS: u32 = 3;
+
 /// The in-flight token of each chain (`None`: not running).
 pub(super) struct Chains {
     next_token: TimerToken,
@@ -307,15 +313,18 @@ where
     }
 
     /// The most gossip credits a member holds (one a datagram): one probe
-    /// period's worth of rounds, so a burst of news goes out at the
-    /// configured pace; they come back at one a probe period.
+    /// period's worth of rounds, and at least [`MIN_BURST_ROUNDS`], so a
+    /// burst of news goes out at the configured pace; they come back at one
+    /// a probe period.
     pub(super) fn gossip_burst(&self) -> u32 {
         let Some(p) = self.config.periodic_gossip else {
             return 0;
         };
         let period = self.config.probe_period.as_nanos();
         let rounds = period / p.frequency.as_nanos().max(1);
-        let rounds = u32::try_from(rounds).unwrap_or(u32::MAX).max(1);
+        let rounds = u32::try_from(rounds)
+            .unwrap_or(u32::MAX)
+            .max(MIN_BURST_ROUNDS);
         rounds.saturating_mul(u32::from(p.num_members))
     }
 
