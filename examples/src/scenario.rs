@@ -118,8 +118,8 @@ pub enum Scenario {
     /// One member in ten (at least one) handles its input late (1.5 × probe
     /// RTT), under `--loss` if given: false suspicions and false positives.
     Slow,
-    /// The cluster splits in halves for longer than the suspicion timeout,
-    /// then heals: time to converge.
+    /// The cluster splits in halves for longer than the longest suspicion
+    /// timeout, then heals: time to converge.
     Partition,
     /// Members restart one after another with a new generation.
     RollingRestart,
@@ -388,7 +388,11 @@ pub fn default_periods(scenario: Scenario, config: &Config, members: u32) -> u32
         Scenario::Join => 60,
         Scenario::Crash => timeout + 2 * (members.ilog2() + 1) + 10,
         Scenario::Loss | Scenario::Slow => 200,
-        Scenario::Partition => 2 * timeout + 60,
+        Scenario::Partition => {
+            let max = config.suspicion_timeout_max(members as usize).as_secs_f64()
+                / config.probe_period.as_secs_f64();
+            2 * max.ceil() as u32 + 60
+        }
         // The isolated member probes one member per period: it takes about
         // `members` periods to declare them all down and be alone.
         Scenario::Isolate => 2 * timeout + 2 * members + 60,
@@ -489,10 +493,10 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
             run.run(2, &mut progress);
             let (a, b): (Vec<u32>, Vec<u32>) = (0..n).partition(|x| *x < n / 2);
             run.net.partition(&a, &b);
-            // Longer than the suspicion timeout: each side declares the
-            // other down.
-            let timeout =
-                run.config.suspicion_timeout(n as usize).as_secs_f64() / run.period.as_secs_f64();
+            // Longer than the longest suspicion timeout (an unconfirmed
+            // suspicion's): each side declares the other down.
+            let timeout = run.config.suspicion_timeout_max(n as usize).as_secs_f64()
+                / run.period.as_secs_f64();
             run.run((timeout.ceil() as u32 + 10).min(total / 2), &mut progress);
             run.net.heal();
             heal_convergence = run.converge(total, &mut progress);

@@ -472,7 +472,9 @@ const KINDS: [&str; 13] = [
 /// - 4 s to 8 s: the link 0–2 is cut both ways, so their probes go
 ///   indirect through 1 (ping-req, indirect-ping, indirect-ack,
 ///   forwarded-ack);
-/// - 8 s to 40 s: steady state (periodic announce at 30 s);
+/// - 10 s to 12.5 s: 2 is cut off from both, so the helpers' relayed
+///   pings go unanswered and they nack;
+/// - then steady state until 40 s (periodic announce at 30 s);
 /// - 40 s: 0 is told that 2 is down at its current incarnation, so 2's next
 ///   datagram to 0 is dropped there (the only drops of the run) and
 ///   answered with a turn-undead, which 2 accepts and refutes; all converge.
@@ -504,6 +506,13 @@ where
     net.run_until(Duration::from_secs(4));
     net.cut(0, 2);
     net.run_until(Duration::from_secs(8));
+    net.heal();
+    // 2 unreachable from both for 2.5 s (below the 4 s suspicion timeout):
+    // helpers' relayed pings go unanswered, and they nack.
+    net.run_until(Duration::from_secs(10));
+    net.cut(0, 2);
+    net.cut(1, 2);
+    net.run_until(Duration::from_millis(12_500));
     net.heal();
     net.run_until(Duration::from_secs(40));
     assert!(net.fully_connected(), "{what}: lost a member");
