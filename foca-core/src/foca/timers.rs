@@ -290,25 +290,28 @@ where
         Ok(())
     }
 
-    /// A periodic gossip round, if there is news worth it and the budget
-    /// allows (see [`Foca::gossip_burst`]): news is *young* until it was
-    /// sent as many times as one round sends it (`num_members`); after
-    /// that it rides on probes and their acks alone, which cost nothing
-    /// extra, until its transmissions run out. So an item costs each member
-    /// about one round, and a steady stream of news (suspicions and
-    /// refutations under loss) at most one datagram per probe period on
-    /// average, beyond the probes.
+    /// A periodic gossip round, if there is news worth it. Membership news
+    /// is worth a round while it is *young*: until it was sent as many
+    /// times as one round sends it (`num_members`); after that it rides on
+    /// probes and their acks alone, which cost nothing extra, until its
+    /// transmissions run out. So an update costs each member about one
+    /// round. Those rounds also spend credits (see [`Foca::gossip_burst`]),
+    /// so that a steady stream of updates (suspicions and refutations
+    /// under loss) costs at most one datagram per probe period on average,
+    /// beyond the probes. Custom broadcasts, which the application sends
+    /// and paces, are not held back: rounds run while any waits, as many
+    /// as their transmissions take.
     fn periodic_gossip(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
         let Some(p) = self.config.periodic_gossip else {
             return Ok(());
         };
         let fanout = u32::from(p.num_members);
-        let young =
-            self.updates.has_sent_fewer_than(fanout) || self.broadcasts.has_sent_fewer_than(fanout);
-        if !young || self.gossip_credits < fanout {
-            return Ok(());
+        if self.broadcasts.is_empty() {
+            if !self.updates.has_sent_fewer_than(fanout) || self.gossip_credits < fanout {
+                return Ok(());
+            }
+            self.gossip_credits -= fanout;
         }
-        self.gossip_credits -= fanout;
         self.gossip_to(usize::from(p.num_members), runtime)
     }
 
