@@ -71,9 +71,13 @@ fn me() -> TestId {
 }
 
 fn foca() -> F {
+    foca_with(Config::simple())
+}
+
+fn foca_with(config: Config) -> F {
     Foca::new(
         me(),
-        Config::simple(),
+        config,
         Xoshiro128PlusPlus::seed_from_u64(1),
         TestCodec,
     )
@@ -325,13 +329,7 @@ fn table_bound_evicts_inactive_and_counts_drops() {
         max_members: 2,
         ..Config::simple()
     };
-    let mut f = Foca::new(
-        me(),
-        config,
-        Xoshiro128PlusPlus::seed_from_u64(1),
-        TestCodec,
-    )
-    .unwrap();
+    let mut f = foca_with(config);
     let mut rt = Rec::default();
     apply(&mut f, &mut rt, Member::alive(id(2), 0));
     apply(&mut f, &mut rt, Member::new(id(3), 0, State::Down));
@@ -1736,13 +1734,7 @@ fn lifeguard_member() -> (F, Rec) {
         suspicion_max_multiplier: 6,
         ..Config::simple()
     };
-    let mut f = Foca::new(
-        me(),
-        config,
-        Xoshiro128PlusPlus::seed_from_u64(1),
-        TestCodec,
-    )
-    .unwrap();
+    let mut f = foca_with(config);
     let mut rt = Rec::default();
     for a in 2..=6 {
         apply(&mut f, &mut rt, Member::alive(id(a), 0));
