@@ -15,7 +15,10 @@ fn main() {
     // wherever the target directory is.
     let map_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("target");
     fs::create_dir_all(&map_dir).unwrap();
-    for (bin, map) in [("foca-embassy-firmware", "firmware.map"), ("lan", "lan.map")] {
+    for (bin, map) in [
+        ("foca-embassy-firmware", "firmware.map"),
+        ("lan", "lan.map"),
+    ] {
         let map = map_dir.join(map);
         println!("cargo:rustc-link-arg-bin={bin}=-Map={}", map.display());
     }

@@ -29,7 +29,10 @@ pub fn init() {
     {
         static mut HEAP_MEM: [MaybeUninit<u8>; HEAP_SIZE] = [MaybeUninit::uninit(); HEAP_SIZE];
         // SAFETY: called once, before any allocation; the memory is ours.
-        unsafe { HEAP.init(&raw mut HEAP_MEM as usize, HEAP_SIZE) }
+        #[allow(unsafe_code)]
+        unsafe {
+            HEAP.init(&raw mut HEAP_MEM as usize, HEAP_SIZE)
+        }
     }
     let Some(mut core) = cortex_m::Peripherals::take() else {
         exit(false)

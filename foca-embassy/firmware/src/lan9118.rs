@@ -66,6 +66,7 @@ impl Lan9118 {
     /// # Safety
     /// `base` must be the address of a LAN9118's registers, used by nothing
     /// else.
+    #[allow(unsafe_code)]
     pub unsafe fn new(base: usize) -> Option<Self> {
         let mut dev = Regs {
             base,
@@ -97,11 +98,13 @@ impl Lan9118 {
 }
 
 impl Regs {
+    #[allow(unsafe_code)]
     fn read(&self, offset: usize) -> u32 {
         // SAFETY: a register of the device `new` was given.
         unsafe { core::ptr::read_volatile((self.base + offset) as *const u32) }
     }
 
+    #[allow(unsafe_code)]
     fn write(&self, offset: usize, value: u32) {
         // SAFETY: a register of the device `new` was given.
         unsafe { core::ptr::write_volatile((self.base + offset) as *mut u32, value) }
