@@ -117,8 +117,11 @@ pub struct Config {
     /// members, who answer with the records that differ (anti-entropy, see
     /// [`Message::Sync`](crate::Message::Sync)): repairs views that drifted
     /// apart, such as a join whose news some members missed. In sync, an
-    /// exchange costs one datagram of at most 512 bytes of summary. `None`
-    /// disables.
+    /// exchange costs one datagram of at most 512 bytes of summary. The
+    /// exchange also repairs missed custom broadcasts: each member keeps
+    /// the ones it queued for 4 of its syncs; a request carries its kept
+    /// items, and the answer those the request lacked. `None` disables
+    /// both (and nothing is kept).
     pub periodic_sync: Option<PeriodicParams>,
     /// Announce to random down members now and then: lets partitions heal
     /// even when the other side forgot us. `None` disables.

@@ -185,6 +185,10 @@ pub struct Metrics {
     pub updates_backlog: u64,
     /// Custom broadcasts waiting to be disseminated (a gauge).
     pub broadcast_backlog: u64,
+    /// Custom broadcasts kept for anti-entropy: sync requests carry them
+    /// and answers carry those a request lacked (a gauge; see
+    /// `Config::periodic_sync`).
+    pub broadcasts_kept: u64,
     /// The largest updates backlog seen.
     pub max_updates_backlog: u64,
     /// Lifeguard's local health multiplier now (a gauge, 1 when healthy):

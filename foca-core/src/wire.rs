@@ -333,6 +333,11 @@ impl<'b> Writer<'b> {
         self.buf
     }
 
+    /// How many updates were written so far.
+    pub fn updates(&self) -> usize {
+        self.updates
+    }
+
     /// Counts `n` updates written through [`buf`](Self::buf).
     pub fn counted(&mut self, n: usize) {
         self.updates += n;

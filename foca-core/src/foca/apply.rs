@@ -4,7 +4,7 @@ use core::cmp::Ordering;
 
 use rand::Rng;
 
-use super::{Foca, Status};
+use super::{Foca, Queued, Status};
 use crate::{
     BroadcastHandler, Codec, Error, Identity, Invalidates, Member, Message, Notification, Runtime,
     State, Timer, TimerKey,
@@ -434,13 +434,23 @@ where
         Ok(())
     }
 
-    /// Queues a custom broadcast; returns whether it was queued (a queued
-    /// item with the same key that is not invalidated keeps its place).
-    pub(super) fn enqueue_broadcast(&mut self, broadcast: B::Broadcast, data: &[u8]) -> bool {
+    /// Queues a custom broadcast, received `from` a member or added here;
+    /// returns whether it was queued (a queued item with the same key that
+    /// is not invalidated keeps its place).
+    pub(super) fn enqueue_broadcast(
+        &mut self,
+        broadcast: B::Broadcast,
+        data: &[u8],
+        from: Option<T::Addr>,
+    ) -> bool {
         let key = broadcast.key();
+        let queued = Queued {
+            broadcast,
+            holders: from.into_iter().collect(),
+        };
         self.broadcasts
-            .insert(key, broadcast, data.to_vec(), |new, old| {
-                new.invalidates(old)
+            .insert(key, queued, data.to_vec(), |new, old| {
+                new.broadcast.invalidates(&old.broadcast)
             })
             .is_ok()
     }

@@ -2,6 +2,7 @@
 
 mod apply;
 mod guard;
+mod kept;
 mod receive;
 mod replay;
 mod send;
@@ -24,6 +25,7 @@ use crate::{
 
 use guard::Guard;
 pub use guard::{AMPLIFICATION_FACTOR, MAX_FEEDS_PER_SOURCE};
+use kept::Kept;
 pub use replay::REPLAY_WINDOW;
 use replay::Replay;
 use send::Pool;
@@ -75,6 +77,17 @@ struct Probe<T> {
 }
 
 type BroadcastKey<T, B> = <<B as BroadcastHandler<T>>::Broadcast as Invalidates>::Key;
+
+/// A queued custom broadcast: what the handler made of it, and the members
+/// known to hold it (the one it came from, and those it was sent to).
+/// Sends skip holders, so an item's transmissions reach distinct members:
+/// with random targets, 20 broadcasts on 6 members missed someone in 10 of
+/// 40 simulator runs (`simulate --scenario broadcasts --members 6`). At
+/// most one holder more than the item's transmissions.
+struct Queued<B, A> {
+    broadcast: B,
+    holders: Vec<A>,
+}
 
 /// The SWIM state machine.
 ///
@@ -165,7 +178,11 @@ where
     /// Queued membership updates, by address: only their sizes are kept,
     /// the records are encoded from the table when sent.
     updates: Backlog<T::Addr, (), u16>,
-    broadcasts: Backlog<BroadcastKey<T, B>, B::Broadcast>,
+    broadcasts: Backlog<BroadcastKey<T, B>, Queued<B::Broadcast, T::Addr>>,
+    /// Custom broadcasts kept for anti-entropy (see `kept`).
+    kept: Kept<BroadcastKey<T, B>>,
+    /// Scratch: hashes of the custom broadcasts a sync request carried.
+    pushed: Vec<u64>,
     config: Config,
     codec: C,
     handler: B,
@@ -229,6 +246,7 @@ where
             replay: Replay::new(seed.rotate_left(48), replay::capacity(config.max_members)),
             updates: Backlog::new(config.max_updates_backlog),
             broadcasts: Backlog::new(config.max_broadcast_backlog),
+            kept: Kept::new(config.max_broadcast_backlog),
             config,
             rng,
             codec,
@@ -250,6 +268,7 @@ where
             suspicions: Suspicions::new(),
             heard: Vec::new(),
             written: Vec::new(),
+            pushed: Vec::new(),
             relays_answered: Vec::new(),
             chains: Chains::new(),
             seeds: Vec::new(),
@@ -264,6 +283,8 @@ where
         foca.header_size = foca.measure_header()?;
         foca.gossip_credits = foca.gossip_burst();
         foca.updates.pin(foca.identity.addr());
+        let keeps = foca.config.periodic_sync.is_some();
+        foca.broadcasts.keep_retired(keeps);
         Ok(foca)
     }
 
@@ -309,6 +330,7 @@ where
         m.broadcasts_dropped = self.broadcasts.dropped;
         m.updates_backlog = self.updates.len() as u64;
         m.broadcast_backlog = self.broadcasts.len() as u64;
+        m.broadcasts_kept = self.kept.len() as u64;
         m.health_multiplier = u64::from(self.health_multiplier());
         m
     }
@@ -555,7 +577,7 @@ where
             });
         }
         match self.handler.receive_item(data, None) {
-            Ok(Some(broadcast)) => Ok(self.enqueue_broadcast(broadcast, data)),
+            Ok(Some(broadcast)) => Ok(self.enqueue_broadcast(broadcast, data, None)),
             Ok(None) => Ok(false),
             Err(e) => Err(Error::BroadcastRejected(
                 alloc::string::ToString::to_string(&e),
@@ -669,6 +691,10 @@ where
             .set_digest_bits(crate::members::bucket_bits(self.config.max_members));
         self.broadcasts
             .set_capacity(self.config.max_broadcast_backlog);
+        let keeps = self.config.periodic_sync.is_some();
+        self.broadcasts.keep_retired(keeps);
+        self.kept
+            .set_capacity(self.config.max_broadcast_backlog * usize::from(keeps));
         self.chains.reset();
         self.after_change(&mut runtime);
         Ok(())

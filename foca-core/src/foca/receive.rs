@@ -226,10 +226,17 @@ where
         if self.members.len() > known || self.guard.checked() > 0 {
             self.follow_up(&src, &message, runtime)?;
         }
+        // What a sync request pushed need not be pulled back (see `kept`).
+        self.pushed.clear();
+        if message == (Message::Sync { reply: false }) && !self.kept.is_empty() {
+            let kept = &self.kept;
+            self.pushed
+                .extend(broadcasts.iter().map(|item| kept.hash(item)));
+        }
         for item in broadcasts {
             match self.handler.receive_item(item, Some(&src)) {
                 Ok(Some(broadcast)) => {
-                    self.enqueue_broadcast(broadcast, item);
+                    self.enqueue_broadcast(broadcast, item, Some(src.addr()));
                     runtime.broadcast_received(item, &src);
                 }
                 Ok(None) => {}

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use rand::{Rng, RngExt};
 
 use super::{Foca, Status};
+use crate::backlog::Pick;
 use crate::members::{Digest, record_hash};
 use crate::wire::{self, Summary, Writer};
 use crate::{BroadcastHandler, Codec, Error, Header, Identity, Member, Message, Runtime, State};
@@ -28,11 +29,23 @@ enum Payload<'a, T> {
     Piggyback,
     /// Backlogged custom broadcasts only.
     Broadcasts,
+    /// The kept custom broadcasts that the sync request being answered
+    /// did not carry (see `kept`).
+    Kept,
     /// These records, as many as fit.
     Records(&'a [Member<T>]),
     /// A table summary (the section a [`Message::Sync`] carries), then
-    /// these records, as many as fit.
-    Summary(&'a [u16], &'a [Member<T>]),
+    /// these records, as many as fit, then kept custom broadcasts.
+    Summary(&'a [u16], &'a [Member<T>], Keeps),
+}
+
+/// Which kept custom broadcasts a sync datagram carries (see `kept`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keeps {
+    /// All, newest first (a request).
+    All,
+    /// Those the request being answered did not carry.
+    Missing,
 }
 
 impl<T, C, R, B> Foca<T, C, R, B>
@@ -58,7 +71,7 @@ where
             Message::Broadcast => Payload::Broadcasts,
             Message::Sync { .. } => {
                 summary = self.summary();
-                Payload::Summary(&summary, &[])
+                Payload::Summary(&summary, &[], Keeps::All)
             }
             _ => Payload::Piggyback,
         };
@@ -159,7 +172,12 @@ where
         }
         let differs: Vec<bool> = theirs.sums().zip(&ours).map(|(t, o)| t != *o).collect();
         if !differs.contains(&true) {
-            return Ok(());
+            // Same tables: a reply only to bring kept broadcasts the
+            // request did not carry.
+            if reply || !self.kept_missing() {
+                return Ok(());
+            }
+            return self.send_with(src, Message::Broadcast, Payload::Kept, runtime);
         }
         let bits = self.members.digest().bits();
         let in_differing = |id: &T, incarnation| {
@@ -211,7 +229,7 @@ where
         self.send_with(
             src,
             Message::Sync { reply: true },
-            Payload::Summary(&ours, &records),
+            Payload::Summary(&ours, &records, Keeps::Missing),
             runtime,
         )
     }
@@ -294,8 +312,16 @@ where
         } else {
             max
         };
+        // Gossip exists for what it carries: with nothing to carry for
+        // `dst` (every broadcast held by it already), it is not sent.
+        let optional = matches!(
+            (&header.message, &payload),
+            (Message::Gossip, Payload::Piggyback)
+                | (Message::Broadcast, Payload::Broadcasts | Payload::Kept)
+        );
         let result = match self.build(&mut buf, items_max, &header, payload) {
-            Ok(()) => {
+            Ok(false) if optional => Ok(()),
+            Ok(_) => {
                 if padded {
                     self.pad_request(&mut buf, &dst_addr, max);
                 }
@@ -340,16 +366,17 @@ where
         wire::pad(buf, len);
     }
 
-    /// Emits the datagram: header, then the payload's items.
+    /// Emits the datagram: header, then the payload's items. Returns
+    /// whether it holds any update or item.
     fn build(
         &mut self,
         buf: &mut Vec<u8>,
         max: usize,
         header: &Header<T>,
         payload: Payload<'_, T>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let sums = match payload {
-            Payload::Summary(sums, _) => sums,
+            Payload::Summary(sums, _, _) => sums,
             _ => &[],
         };
         let mut w = Writer::new(buf, max, &mut self.codec, header, sums)?;
@@ -358,14 +385,15 @@ where
         let mut items = core::mem::take(&mut self.scratch);
         items.clear();
         let count = match payload {
-            Payload::Records(records) | Payload::Summary(_, records) => {
-                for record in records {
-                    if !w.push_update(&mut self.codec, record)? {
-                        break;
-                    }
-                }
+            Payload::Records(records) => {
+                self.push_records(&mut w, records)?;
                 0
             }
+            Payload::Summary(_, records, keeps) => {
+                self.push_records(&mut w, records)?;
+                self.fill_kept(&mut items, w.room(), keeps)
+            }
+            Payload::Kept => self.fill_kept(&mut items, w.room(), Keeps::Missing),
             Payload::Broadcasts => self.fill_broadcasts(&mut items, w.room(), limit, to).0,
             Payload::Piggyback => {
                 let mut skip = core::mem::take(&mut self.written);
@@ -388,9 +416,51 @@ where
                 count
             }
         };
+        let carries = count > 0 || w.updates() > 0;
         w.finish(count, &items);
         self.scratch = items;
+        Ok(carries)
+    }
+
+    /// Writes `records` while they fit.
+    fn push_records(&mut self, w: &mut Writer<'_>, records: &[Member<T>]) -> Result<(), Error> {
+        for record in records {
+            if !w.push_update(&mut self.codec, record)? {
+                break;
+            }
+        }
         Ok(())
+    }
+
+    /// Whether some kept custom broadcast is not among those the sync
+    /// request being answered carried.
+    fn kept_missing(&self) -> bool {
+        self.kept
+            .newest_first()
+            .any(|(_, hash)| !self.pushed.contains(&hash))
+    }
+
+    /// Fills framed kept custom broadcasts into `out` within `budget`,
+    /// newest first; returns how many.
+    fn fill_kept(&self, out: &mut Vec<u8>, budget: usize, keeps: Keeps) -> usize {
+        let mut count = 0;
+        let mut remaining = budget;
+        for (data, hash) in self.kept.newest_first() {
+            if keeps == Keeps::Missing && self.pushed.contains(&hash) {
+                continue;
+            }
+            let need = data.len() + wire::ITEM_FRAME;
+            if need > remaining {
+                continue;
+            }
+            wire::put_item(out, data);
+            remaining -= need;
+            count += 1;
+            if remaining <= wire::ITEM_FRAME {
+                break;
+            }
+        }
+        count
     }
 
     /// Lifeguard: this member's own findings (suspicions its own probes
@@ -459,8 +529,14 @@ where
             budget,
             0,
             limit,
-            |addr, _, _| !skip.contains(addr),
-            |out, addr, _| {
+            |addr, _, _| {
+                if skip.contains(addr) {
+                    Pick::Skip
+                } else {
+                    Pick::Send
+                }
+            },
+            |out, addr, _, _| {
                 if *addr == own {
                     let state = if status == Status::Left {
                         State::Left
@@ -481,7 +557,9 @@ where
         w.counted(count);
     }
 
-    /// Fills framed custom broadcast items into `out` within `budget`.
+    /// Fills framed custom broadcast items into `out` within `budget`: those
+    /// `to` is not known to hold. An item every active member holds is
+    /// retired (its transmissions could reach nobody new).
     fn fill_broadcasts(
         &mut self,
         out: &mut Vec<u8>,
@@ -489,18 +567,47 @@ where
         limit: u32,
         to: &T,
     ) -> (usize, usize) {
-        let handler = &self.handler;
-        self.broadcasts.fill(
+        let (handler, members) = (&self.handler, &self.members);
+        let dst = to.addr();
+        let filled = self.broadcasts.fill(
             out,
             budget,
             wire::ITEM_FRAME,
             limit,
-            |_, broadcast, data| handler.should_send(broadcast, data, to),
-            |out, _, data| {
+            |_, queued, data| {
+                if !queued.holders.contains(&dst) {
+                    return if handler.should_send(&queued.broadcast, data, to) {
+                        Pick::Send
+                    } else {
+                        Pick::Skip
+                    };
+                }
+                let held = queued
+                    .holders
+                    .iter()
+                    .filter(|a| {
+                        members
+                            .find(a)
+                            .and_then(|pos| members.get(pos))
+                            .is_some_and(|m| m.is_active())
+                    })
+                    .count();
+                if held >= members.num_active() {
+                    Pick::Retire
+                } else {
+                    Pick::Held
+                }
+            },
+            |out, _, queued, data| {
                 // Items are refused at insert if they exceed a datagram.
                 wire::put_item(out, data);
+                queued.holders.push(dst.clone());
                 true
             },
-        )
+        );
+        for (key, data) in self.broadcasts.drain_retired() {
+            self.kept.keep(key, data);
+        }
+        filled
     }
 }

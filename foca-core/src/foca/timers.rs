@@ -539,6 +539,7 @@ where
         let Some(params) = self.config.periodic_sync else {
             return Ok(());
         };
+        self.kept.tick();
         let wanted = usize::from(params.num_members);
         let ask = || Message::Sync { reply: false };
         self.send_to_random(Pool::Active, wanted, |_| true, ask, runtime)
