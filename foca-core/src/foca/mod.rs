@@ -196,6 +196,9 @@ where
     detached: Vec<Member<T>>,
 }
 
+/// The most datagrams one [`Foca::broadcast`] call sends.
+pub const MAX_FLUSH_DATAGRAMS: usize = 128;
+
 /// How many records of left-behind identities wait for dissemination.
 const MAX_DETACHED: usize = 4;
 
@@ -542,27 +545,45 @@ where
         Ok(())
     }
 
-    /// Sends the custom broadcast backlog to a few random members now.
-    /// Does nothing with an empty backlog.
+    /// Sends the custom broadcast backlog now, as far as it goes: to
+    /// random active members in turn (twice as many as an item's
+    /// transmissions), to each as many `Broadcast` datagrams as carry items
+    /// it is not known to hold, until every item was sent its number of
+    /// times or [`MAX_FLUSH_DATAGRAMS`] went out. Periodic gossip carries
+    /// on with whatever is left. Does nothing with an empty backlog.
+    ///
+    /// So 1,000 items queued on 6 members leave in one call (80 datagrams
+    /// of 1,400 bytes), not over several probe periods.
     pub fn broadcast(&mut self, mut runtime: impl Runtime<T>) -> Result<(), Error> {
         self.check_running()?;
         if self.broadcasts.is_empty() {
             return Ok(());
         }
-        let fanout = self
-            .config
-            .periodic_gossip
-            .map_or(DEFAULT_FANOUT, |p| usize::from(p.num_members));
-        let sent = self.send_to_random(
-            Pool::Active,
-            fanout,
-            |_| true,
-            || Message::Broadcast,
-            &mut runtime,
-        );
-        // Starts periodic gossip, which carries the backlog on.
+        let limit = self.config.max_transmissions(self.members.num_active() + 1);
+        let wanted = usize::try_from(limit.saturating_mul(2)).unwrap_or(usize::MAX);
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members
+            .choose_active(wanted, &mut self.rng, |_| true, &mut ids);
+        let mut result = Ok(());
+        let mut sent = 0;
+        'members: for id in &ids {
+            loop {
+                if self.broadcasts.is_empty() || sent >= MAX_FLUSH_DATAGRAMS {
+                    break 'members;
+                }
+                // A datagram goes out only if it carries something.
+                let before = self.metrics.datagrams_out;
+                result = result.and(self.send(id, Message::Broadcast, &mut runtime));
+                if self.metrics.datagrams_out == before {
+                    break;
+                }
+                sent += 1;
+            }
+        }
+        self.ids = ids;
+        // Starts periodic gossip, which carries the rest on.
         self.after_change(&mut runtime);
-        sent.map(drop)
+        result
     }
 
     /// Hands `data` to the broadcast handler as a locally created item and,
