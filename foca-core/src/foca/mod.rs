@@ -181,7 +181,8 @@ where
     broadcasts: Backlog<BroadcastKey<T, B>, Queued<B::Broadcast, T::Addr>>,
     /// Custom broadcasts kept for anti-entropy (see `kept`).
     kept: Kept<BroadcastKey<T, B>>,
-    /// Scratch: hashes of the custom broadcasts a sync request carried.
+    /// Scratch: hashes of the custom broadcasts a sync request carried,
+    /// sorted.
     pushed: Vec<u64>,
     config: Config,
     codec: C,

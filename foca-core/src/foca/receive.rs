@@ -232,6 +232,7 @@ where
             let kept = &self.kept;
             self.pushed
                 .extend(broadcasts.iter().map(|item| kept.hash(item)));
+            self.pushed.sort_unstable();
         }
         for item in broadcasts {
             match self.handler.receive_item(item, Some(&src)) {

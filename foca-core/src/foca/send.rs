@@ -437,7 +437,7 @@ where
     fn kept_missing(&self) -> bool {
         self.kept
             .newest_first()
-            .any(|(_, hash)| !self.pushed.contains(&hash))
+            .any(|(_, hash)| self.pushed.binary_search(&hash).is_err())
     }
 
     /// Fills framed kept custom broadcasts into `out` within `budget`,
@@ -446,7 +446,7 @@ where
         let mut count = 0;
         let mut remaining = budget;
         for (data, hash) in self.kept.newest_first() {
-            if keeps == Keeps::Missing && self.pushed.contains(&hash) {
+            if keeps == Keeps::Missing && self.pushed.binary_search(&hash).is_ok() {
                 continue;
             }
             let need = data.len() + wire::ITEM_FRAME;
@@ -581,6 +581,11 @@ where
                     } else {
                         Pick::Skip
                     };
+                }
+                // Cheap first: fewer holders than active members cannot
+                // cover them (the common case beyond a few members).
+                if queued.holders.len() < members.num_active() {
+                    return Pick::Held;
                 }
                 let held = queued
                     .holders
