@@ -146,7 +146,7 @@ pub use endpoint::{
 pub use envelope::{Envelope, KeyedEnvelope, Opened, Refusal, Sequence};
 pub use error::Error;
 pub use foca::{
-    AMPLIFICATION_FACTOR, ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR,
+    AMPLIFICATION_FACTOR, ConnectionState, DEFAULT_FANOUT, Foca, JITTER_DIVISOR, LEAVE_FANOUT,
     MAX_FEEDS_PER_SOURCE, MAX_FLUSH_DATAGRAMS, MAX_SEEDS, MAX_VERDICTS_REMEMBERED, REPLAY_WINDOW,
 };
 pub use identity::{GenerationalId, Identity, SocketIdentity};

@@ -1082,7 +1082,7 @@ fn leave_tells_peers_and_stops() {
     rt.clear();
     f.leave_cluster(&mut rt).unwrap();
     let m = rt.messages();
-    assert_eq!(m.len(), 3);
+    assert_eq!(m.len(), 4, "every peer, this few, is told at once");
     for (_, h, updates) in &m {
         assert_eq!(h.message, Message::Gossip);
         assert!(updates.contains(&Member::new(me(), 0, State::Left)));
@@ -1097,6 +1097,19 @@ fn leave_tells_peers_and_stops() {
     f.announce(id(2), &mut rt).unwrap();
     assert_eq!(f.incarnation(), 1);
     assert_eq!(f.connection_state(), ConnectionState::Connected);
+}
+
+#[test]
+fn a_leave_tells_at_most_leave_fanout_members_directly() {
+    let (mut f, mut rt) = (foca(), Rec::default());
+    for a in 2..=60 {
+        apply(&mut f, &mut rt, Member::alive(id(a), 0));
+    }
+    rt.clear();
+    f.leave_cluster(&mut rt).unwrap();
+    let told: std::collections::BTreeSet<_> = rt.messages().iter().map(|(to, _, _)| *to).collect();
+    assert_eq!(rt.sent.len(), foca_core::LEAVE_FANOUT);
+    assert_eq!(told.len(), foca_core::LEAVE_FANOUT, "distinct members");
 }
 
 #[test]

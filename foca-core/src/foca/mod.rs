@@ -197,6 +197,14 @@ where
     detached: Vec<Member<T>>,
 }
 
+/// Members told directly when this one leaves (all of them in a cluster
+/// this small): a member that has not heard of the leave when its probe of
+/// the leaver goes unanswered suspects it, and would report it down, not
+/// left, if the news took longer than the suspicion to arrive (with
+/// gossip rounds held back by their budget after a burst of news, it
+/// can).
+pub const LEAVE_FANOUT: usize = 16;
+
 /// The most datagrams one [`Foca::broadcast`] call sends.
 pub const MAX_FLUSH_DATAGRAMS: usize = 128;
 
@@ -607,8 +615,9 @@ where
         }
     }
 
-    /// Leaves the cluster gracefully: marks this member `Left` and tells a
-    /// few members at once; the news then spreads like any other. Probing
+    /// Leaves the cluster gracefully: marks this member `Left` and tells
+    /// up to [`LEAVE_FANOUT`] members at once; the news then spreads like
+    /// any other. Probing
     /// stops. The driver should keep delivering datagrams for a moment so
     /// that the news is passed on. `announce` or `join` rejoins later.
     pub fn leave_cluster(&mut self, mut runtime: impl Runtime<T>) -> Result<(), Error> {
@@ -621,16 +630,19 @@ where
         self.enqueue_update(&left)?;
         // Before sending: our own queued record is encoded from the status.
         self.status = Status::Left;
-        let fanout = usize::from(self.config.num_indirect_probes).max(DEFAULT_FANOUT);
-        let result = self
-            .send_to_random(
-                Pool::Active,
-                fanout,
-                |_| true,
-                || Message::Gossip,
-                &mut runtime,
-            )
-            .map(drop);
+        // The record itself to each (the backlog's copy, sent its number
+        // of times, would run out before the fanout does).
+        let fanout = usize::from(self.config.num_indirect_probes).max(LEAVE_FANOUT);
+        let mut ids = core::mem::take(&mut self.ids);
+        self.members
+            .choose_active(fanout, &mut self.rng, |_| true, &mut ids);
+        let mut result = Ok(());
+        let record = [left];
+        for id in &ids {
+            let sent = self.send_records(id, Message::Gossip, &record, &mut runtime);
+            result = result.and(sent);
+        }
+        self.ids = ids;
         self.connected = false;
         self.probe.target = None;
         self.chains.reset();
