@@ -46,7 +46,8 @@ struct Args {
     latency_ms: u64,
     /// Lifeguard: `off` runs plain SWIM timing and a fixed suspicion
     /// timeout (`Config::awareness_max_multiplier` and
-    /// `Config::suspicion_max_multiplier` = 1), to compare.
+    /// `Config::suspicion_max_multiplier` = 1, `Config::patient_probes`
+    /// off), to compare.
     #[arg(long, value_enum, default_value = "on")]
     lifeguard: Switch,
     /// Print one JSON object instead of the summary.

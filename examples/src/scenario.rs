@@ -192,8 +192,9 @@ pub struct Params {
     /// One-way latency in milliseconds, plus up to as much again of jitter.
     pub latency_ms: u64,
     /// Lifeguard (on by default; off sets `Config::awareness_max_multiplier`
-    /// and `Config::suspicion_max_multiplier` to 1: plain SWIM timing and a
-    /// fixed suspicion timeout).
+    /// and `Config::suspicion_max_multiplier` to 1 and
+    /// `Config::patient_probes` to false: plain SWIM timing and a fixed
+    /// suspicion timeout).
     pub lifeguard: bool,
 }
 
@@ -413,6 +414,7 @@ pub fn run(params: &Params, progress: &mut dyn FnMut(u32, u32)) -> Result<Report
     if !params.lifeguard {
         config.awareness_max_multiplier = 1;
         config.suspicion_max_multiplier = 1;
+        config.patient_probes = false;
     }
     let period = config.probe_period;
     let total = params

@@ -97,6 +97,18 @@ pub struct Config {
     /// instead of filling the cluster with false suspicions. 1 disables it
     /// (plain SWIM timing); memberlist's default is 8. Must be at least 1.
     pub awareness_max_multiplier: u8,
+    /// Patient probes: a probe still unanswered when its period ends gets
+    /// until the next probe's `probe_rtt` for its verdict (the next probe
+    /// starts on time meanwhile), and when its helpers are asked, the
+    /// target is pinged again directly. A member that answers late (a busy
+    /// process, a slow host: its ack comes after `probe_rtt`) then has time
+    /// to answer through the helpers or the second ping, so one lost
+    /// datagram no longer makes it a suspect, and neither does a lost ping
+    /// or ack to a member that answers in time. The cost: a suspicion of a
+    /// crashed member starts `probe_rtt` later, and unanswered probes cost
+    /// one ping more. Not part of Lifeguard; `false` is SWIM's timing (the
+    /// verdict at the end of the period).
+    pub patient_probes: bool,
     /// Down and left members are remembered this long, so stale news about
     /// them is recognised and (with `periodic_announce_to_down_members`) the
     /// two sides of a healed partition find each other again; while this
@@ -154,6 +166,7 @@ impl Config {
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
             check_source: true,
             awareness_max_multiplier: DEFAULT_AWARENESS_MAX,
+            patient_probes: true,
             // Long enough to keep reaching out to the other side of a
             // partition (see periodic_announce_to_down_members), as Serf
             // does with its reconnect timeout.
@@ -219,6 +232,7 @@ impl Config {
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
             check_source: true,
             awareness_max_multiplier: DEFAULT_AWARENESS_MAX,
+            patient_probes: true,
             remove_down_after: Duration::from_secs(120),
             max_packet_size: 512,
             max_members: 64,
@@ -240,7 +254,8 @@ impl Config {
 
     /// The plain SWIM of the paper with no periodic extras, for tests and
     /// for reasoning: 1 s probes, 300 ms RTT, 3 helpers, no periodic tasks,
-    /// a fixed suspicion timeout (`suspicion_max_multiplier` 1).
+    /// a fixed suspicion timeout (`suspicion_max_multiplier` 1), a probe's
+    /// verdict at the end of its period (`patient_probes` off).
     pub fn simple() -> Self {
         Self {
             probe_period: Duration::from_millis(1000),
@@ -252,6 +267,7 @@ impl Config {
             max_incarnation_step: DEFAULT_INCARNATION_STEP,
             check_source: true,
             awareness_max_multiplier: DEFAULT_AWARENESS_MAX,
+            patient_probes: false,
             remove_down_after: Duration::from_secs(15),
             max_packet_size: 1400,
             max_members: 1024,

@@ -573,8 +573,13 @@ fn member_that_lost_every_peer_recovers_after_being_forgotten() {
 
 /// Runs a lossy, jittery cluster of `n` for `periods` probe periods, and
 /// returns it.
+/// A lossy run with SWIM's probe timing (`patient_probes` off, so a lost
+/// ping or ack often makes a suspect): the refutation path is exercised.
 fn lossy_run(seed: u64, n: u32, loss: f64, periods: u32) -> TestSim {
-    let config = Config::new_lan(n as usize);
+    let config = Config {
+        patient_probes: false,
+        ..Config::new_lan(n as usize)
+    };
     let mut sim = joined_cluster(seed, n, config.clone());
     sim.set_latency(Duration::from_millis(2), Duration::from_millis(8));
     sim.set_loss(loss);

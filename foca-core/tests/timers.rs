@@ -382,6 +382,7 @@ fn config() -> Config {
             frequency: Duration::from_secs(7),
             num_members: 1,
         }),
+        patient_probes: true,
         ..Config::simple()
     }
 }
@@ -482,12 +483,16 @@ fn late_shuffled_timers_with_loss_leave_no_standing_suspicion() {
 /// A probe whose period ends before its indirect stage ran is concluded
 /// without suspicion, and the late indirect-probe timer is then ignored;
 /// with the timers in order, the same unanswered probe raises a suspicion.
+/// (SWIM's timing: one indirect stage, the verdict at the period's end.)
 #[test]
 fn late_indirect_probe_timer_concludes_the_probe_without_suspicion() {
     let mut rt = Rt::default();
     let mut f: F = Foca::new(
         id(1),
-        config(),
+        Config {
+            patient_probes: false,
+            ..config()
+        },
         Xoshiro128PlusPlus::seed_from_u64(3),
         TestCodec,
     )

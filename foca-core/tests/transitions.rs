@@ -696,6 +696,120 @@ fn forwarded_ack_saves_the_probe() {
     assert_eq!(f.metrics().suspicions_raised, 0);
 }
 
+/// With `Config::patient_probes`: runs a probe of a member that never
+/// answers through its retry (half the probe RTT) and its indirect stage
+/// (the probe RTT) to the end of its period, then starts the next probe.
+/// Returns (target, probe number, the next probe's target and number, its
+/// first indirect-stage timer).
+fn patient_probe_to_period_end(
+    f: &mut F,
+    rt: &mut Rec,
+) -> (TestId, u32, (TestId, u32), Timer<TestId>) {
+    let config = Config {
+        patient_probes: true,
+        ..Config::simple()
+    };
+    let rtt = config.probe_rtt;
+    for a in 2..=4 {
+        apply(f, rt, Member::alive(id(a), 0));
+    }
+    let t = rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    rt.clear();
+    f.handle_timer(t, &mut *rt).unwrap();
+    let (to, h, _) = rt.messages().remove(0);
+    let Message::Ping(n) = h.message else {
+        panic!("expected a ping, got {:?}", h.message)
+    };
+    let stage = |rt: &mut Rec, after: Duration| {
+        assert!(
+            rt.timers
+                .iter()
+                .any(|(t, d)| matches!(t, Timer::SendIndirectProbe { .. }) && *d == after),
+            "an indirect-stage timer after {after:?} in {:?}",
+            rt.timers
+        );
+        rt.take_timer(|t| matches!(t, Timer::SendIndirectProbe { .. }))
+    };
+    let next = rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    let retry = stage(rt, rtt / 2);
+    // Half the probe RTT: the same ping again, no helpers yet.
+    rt.clear();
+    f.handle_timer(retry, &mut *rt).unwrap();
+    let sent: Vec<_> = rt
+        .messages()
+        .into_iter()
+        .map(|(to, h, _)| (to, h.message))
+        .collect();
+    assert_eq!(sent, vec![(to, Message::Ping(n))]);
+    assert_eq!(f.metrics().probes_retried, 1);
+    // The probe RTT: helpers.
+    let indirect = stage(rt, rtt - rtt / 2);
+    rt.clear();
+    f.handle_timer(indirect, &mut *rt).unwrap();
+    let reqs = rt.messages();
+    assert_eq!(reqs.len(), 2, "both other members are asked");
+    assert!(reqs.iter().all(|(_, h, _)| matches!(
+        h.message,
+        Message::PingReq { target, probe_number } if target == to && probe_number == n
+    )));
+    // The period ends: no verdict yet, and the next probe starts on time.
+    rt.clear();
+    f.handle_timer(next, &mut *rt).unwrap();
+    assert_eq!(f.metrics().probes_failed, 0);
+    assert_eq!(f.metrics().suspicions_raised, 0);
+    assert_eq!(state_of(f, *to.address()).unwrap().2, State::Alive);
+    let (to2, h, _) = rt.messages().remove(0);
+    let Message::Ping(n2) = h.message else {
+        panic!("expected the next ping, got {:?}", h.message)
+    };
+    assert_ne!(to2, to, "the round goes on to another member");
+    let retry2 = stage(rt, rtt / 2);
+    (to, n, (to2, n2), retry2)
+}
+
+#[test]
+fn patient_probe_takes_an_ack_that_comes_after_its_period() {
+    let config = Config {
+        patient_probes: true,
+        ..Config::simple()
+    };
+    let (mut f, mut rt) = (foca_with(config), Rec::default());
+    let (to, n, (to2, n2), retry2) = patient_probe_to_period_end(&mut f, &mut rt);
+    // The late member answers the first probe during the second, whose
+    // target answers at once.
+    f.handle_data(&datagram(to, 0, Message::Ack(n), &[]), &mut rt)
+        .unwrap();
+    f.handle_data(&datagram(to2, 0, Message::Ack(n2), &[]), &mut rt)
+        .unwrap();
+    rt.clear();
+    f.handle_timer(retry2, &mut rt).unwrap();
+    assert!(rt.sent.is_empty(), "no retry of an acked probe");
+    let indirect2 = rt.take_timer(|t| matches!(t, Timer::SendIndirectProbe { .. }));
+    rt.clear();
+    f.handle_timer(indirect2, &mut rt).unwrap();
+    assert!(rt.sent.is_empty(), "no helpers for an acked probe");
+    let m = f.metrics();
+    assert_eq!((m.probes_failed, m.suspicions_raised), (0, 0));
+    assert_eq!(state_of(&f, *to.address()).unwrap().2, State::Alive);
+}
+
+#[test]
+fn patient_probe_unanswered_suspects_at_the_next_indirect_stage() {
+    let config = Config {
+        patient_probes: true,
+        ..Config::simple()
+    };
+    let (mut f, mut rt) = (foca_with(config), Rec::default());
+    let (to, _, _, retry2) = patient_probe_to_period_end(&mut f, &mut rt);
+    f.handle_timer(retry2, &mut rt).unwrap();
+    assert_eq!(f.metrics().suspicions_raised, 0, "not before the probe RTT");
+    let indirect2 = rt.take_timer(|t| matches!(t, Timer::SendIndirectProbe { .. }));
+    f.handle_timer(indirect2, &mut rt).unwrap();
+    let m = f.metrics();
+    assert_eq!((m.probes_failed, m.suspicions_raised), (1, 1));
+    assert_eq!(state_of(&f, *to.address()).unwrap().2, State::Suspect);
+}
+
 #[test]
 fn probe_whose_indirect_stage_never_ran_is_not_a_suspicion() {
     let (mut f, mut rt, t) = probing();

@@ -69,8 +69,9 @@ struct Bounds {
     join: Duration,
     /// A crashed member is absent from every view: some member probes it
     /// within a round of probes (each member probes the N − 1 others in
-    /// turn, one per period: (N − 1) periods at worst), the probe and
-    /// the indirect ones time out (one round trip), the suspicion times
+    /// turn, one per period: (N − 1) periods at worst), the probe gets
+    /// its verdict (at the end of its period, and with `patient_probes`
+    /// at the next probe's `probe_rtt`), the suspicion times
     /// out (the shortest timeout: the 3 other survivors confirm it), and
     /// the verdict spreads.
     detect: Duration,
@@ -103,6 +104,11 @@ fn bounds() -> Bounds {
         .expect("new_lan announces to down members")
         .frequency;
     let checked_round = period * u32::try_from(N - 1).unwrap();
+    let verdict = if c.patient_probes {
+        period + c.probe_rtt
+    } else {
+        period
+    };
     let sync = c
         .periodic_sync
         .expect("new_lan runs anti-entropy")
@@ -111,8 +117,8 @@ fn bounds() -> Bounds {
         spread,
         repair: 2 * (sync + sync / 10) + spread,
         join: period + spread,
-        detect: checked_round + c.probe_rtt + suspicion + spread,
-        detect_unconfirmed: checked_round + c.probe_rtt + c.suspicion_timeout_max(N) + spread,
+        detect: checked_round + verdict + suspicion + spread,
+        detect_unconfirmed: checked_round + verdict + c.suspicion_timeout_max(N) + spread,
         heal: announce_down + 2 * spread + period,
         suspicion,
     }

@@ -59,12 +59,14 @@ enum Status {
     Defunct,
 }
 
-/// The probe in progress.
-struct Probe<T> {
+/// One probe: a ping, then (after `probe_rtt`) helpers, then a verdict.
+struct Round<T> {
     number: ProbeNumber,
     /// The member probed, as it was when the probe started.
     target: Option<Member<T>>,
     acked: bool,
+    /// Whether the target was pinged again (`Config::patient_probes`).
+    retried: bool,
     /// Whether the indirect stage (`SendIndirectProbe`) has run.
     indirect_done: bool,
     /// Whether helpers were asked (so an ack counts as an indirect success).
@@ -72,8 +74,49 @@ struct Probe<T> {
     /// Helpers asked, and nacks received from them, for this probe.
     helpers: u8,
     nacks: u8,
+}
+
+impl<T> Round<T> {
+    const fn new() -> Self {
+        Self {
+            number: 0,
+            target: None,
+            acked: false,
+            retried: false,
+            indirect_done: false,
+            indirect_sent: false,
+            helpers: 0,
+            nacks: 0,
+        }
+    }
+}
+
+/// The probes in progress.
+struct Probe<T> {
+    /// This period's.
+    round: Round<T>,
+    /// The previous period's, unanswered when its period ended, waiting for
+    /// its verdict until this period's indirect stage (see
+    /// `Config::patient_probes`).
+    previous: Option<Round<T>>,
     /// Whether this probe may verify a suspicion (every other one).
     verify_turn: bool,
+}
+
+impl<T> Probe<T> {
+    /// The probe numbered `number`, this period's or the previous one.
+    fn numbered(&mut self, number: ProbeNumber) -> Option<&mut Round<T>> {
+        if self.round.number == number && self.round.target.is_some() {
+            return Some(&mut self.round);
+        }
+        self.previous.as_mut().filter(|r| r.number == number)
+    }
+
+    /// Drops every probe in progress.
+    fn clear(&mut self) {
+        self.round.target = None;
+        self.previous = None;
+    }
 }
 
 type BroadcastKey<T, B> = <<B as BroadcastHandler<T>>::Broadcast as Invalidates>::Key;
@@ -104,7 +147,10 @@ struct Queued<B, A> {
 /// - every `probe_period` one member is pinged, in randomized round-robin
 ///   order; if no ack comes within `probe_rtt`, `num_indirect_probes` helpers
 ///   ping it on our behalf; with no ack at all by the end of the period it is
-///   *suspected*;
+///   *suspected* (with `Config::patient_probes`, the default: it is pinged
+///   again at half the probe RTT, and the verdict waits until the next
+///   probe's `probe_rtt`, so a member that answers late is not suspected
+///   for one lost datagram);
 /// - a suspect that does not refute (by raising its incarnation) within the
 ///   suspicion timeout is declared *down*;
 /// - all news rides on the datagrams the protocol sends anyway, each item a
@@ -265,13 +311,8 @@ where
             handler,
             members: Members::new(seed, digest_bits),
             probe: Probe {
-                number: 0,
-                target: None,
-                acked: false,
-                indirect_done: false,
-                indirect_sent: false,
-                helpers: 0,
-                nacks: 0,
+                round: Round::new(),
+                previous: None,
                 verify_turn: false,
             },
             health: 0,
@@ -644,7 +685,7 @@ where
         }
         self.ids = ids;
         self.connected = false;
-        self.probe.target = None;
+        self.probe.clear();
         self.chains.reset();
         result
     }
@@ -676,7 +717,7 @@ where
             self.enqueue_detached(Member::new(old, old_incarnation, State::Left))?;
         }
         self.enqueue_self()?;
-        self.probe.target = None;
+        self.probe.clear();
         self.chains.reset();
         runtime.notify(Notification::Rejoin(self.identity.clone()));
         // Announce to a few members so the new identity is known at once.

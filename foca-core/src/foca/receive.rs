@@ -371,8 +371,10 @@ where
             Message::Nack(probe_number) => {
                 // At most one per helper asked: forged ones only bring this
                 // member back to plain SWIM timing.
-                if self.probe.number == probe_number && self.probe.nacks < self.probe.helpers {
-                    self.probe.nacks += 1;
+                if let Some(round) = self.probe.numbered(probe_number)
+                    && round.nacks < round.helpers
+                {
+                    round.nacks += 1;
                     self.metrics.nacks_received += 1;
                 }
                 Ok(())
@@ -470,23 +472,29 @@ where
         forwarded: bool,
         runtime: &mut impl Runtime<T>,
     ) {
-        let Some(target) = self.probe.target.as_ref() else {
+        let pending = self.probe.previous.is_some();
+        let Some(round) = self.probe.numbered(probe_number) else {
             return;
         };
-        if self.probe.acked || self.probe.number != probe_number || target.id() != from {
+        let Some(target) = round.target.as_ref() else {
+            return;
+        };
+        if round.acked || target.id() != from {
             return;
         }
-        self.probe.acked = true;
+        round.acked = true;
+        let (indirect_sent, indirect_done) = (round.indirect_sent, round.indirect_done);
         if !forwarded && self.guard.source() == Some(&from.addr()) {
             // A direct ack from where we pinged: the address is reachable
             // and answers for this member.
             self.guard.prove(from.addr(), self.config.max_members);
         }
-        if forwarded && self.probe.indirect_sent {
+        if forwarded && indirect_sent {
             self.metrics.indirect_successes += 1;
         }
-        if !self.probe.indirect_done {
-            // Acked in time: the indirect stage has nothing to do.
+        if !indirect_done && !pending && self.probe.round.number == probe_number {
+            // Acked in time: the indirect stage has nothing to do (and no
+            // earlier probe waits for it to conclude).
             runtime.cancel(&TimerKey::IndirectProbe);
         }
     }

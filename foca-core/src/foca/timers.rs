@@ -15,7 +15,7 @@ use rand::{Rng, RngExt};
 
 use super::send::Pool;
 use super::suspicion::{Bounds, Checkpoint};
-use super::{DEFAULT_FANOUT, Foca, Status};
+use super::{DEFAULT_FANOUT, Foca, Round, Status};
 use crate::{
     BroadcastHandler, Codec, Error, Identity, Member, Message, Runtime, State, Timer, TimerToken,
 };
@@ -169,7 +169,7 @@ where
                     self.sync_answers = 0;
                     self.refuted_this_period = false;
                     self.guard.new_period();
-                    self.conclude_probe(runtime)
+                    self.end_probe_period(runtime)
                         .and_then(|()| self.start_probe(runtime))
                 } else {
                     self.metrics.stale_timers += 1;
@@ -232,20 +232,56 @@ where
         result
     }
 
-    /// End of a probe period: an unanswered probe whose indirect stage ran
+    /// End of a probe period. With `Config::patient_probes`, a probe that
+    /// is still unanswered after its indirect stage waits for its verdict
+    /// until the next probe's indirect stage; any other is concluded now.
+    fn end_probe_period(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        // The next probe's indirect stage never came: conclude now.
+        self.conclude_previous(runtime)?;
+        let number = self.probe.round.number;
+        let round = core::mem::replace(
+            &mut self.probe.round,
+            Round {
+                number,
+                ..Round::new()
+            },
+        );
+        if round.target.is_none() {
+            return Ok(());
+        }
+        if self.config.patient_probes && !round.acked && round.indirect_done {
+            self.probe.previous = Some(round);
+            return Ok(());
+        }
+        self.conclude_probe(round, runtime)
+    }
+
+    /// Concludes the previous period's probe, if one waits.
+    fn conclude_previous(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
+        match self.probe.previous.take() {
+            Some(round) => self.conclude_probe(round, runtime),
+            None => Ok(()),
+        }
+    }
+
+    /// A probe's verdict: an unanswered probe whose indirect stage ran
     /// makes its target a suspect (SWIM §4.2). One whose indirect stage never
     /// ran (its timer came late) is dropped without suspicion: the member
     /// is probed again next round anyway, and a late timer is our fault,
     /// not the target's.
-    fn conclude_probe(&mut self, runtime: &mut impl Runtime<T>) -> Result<(), Error> {
-        let Some(target) = self.probe.target.take() else {
+    fn conclude_probe(
+        &mut self,
+        round: Round<T>,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let Some(target) = round.target else {
             return Ok(());
         };
-        if self.probe.acked {
+        if round.acked {
             self.health = self.health.saturating_sub(1);
             return Ok(());
         }
-        if !self.probe.indirect_done {
+        if !round.indirect_done {
             // Our timer came late: we are the slow one.
             self.metrics.probes_incomplete += 1;
             self.health_worse(1);
@@ -254,8 +290,8 @@ where
         self.metrics.probes_failed += 1;
         // Helpers that did not answer point at our own links; when they
         // all did, the target is gone and our health is not in question.
-        let silent = if self.probe.helpers > 0 {
-            self.probe.helpers.saturating_sub(self.probe.nacks)
+        let silent = if round.helpers > 0 {
+            round.helpers.saturating_sub(round.nacks)
         } else {
             1
         };
@@ -369,7 +405,7 @@ where
             verify.or_else(|| self.members.next_probe_target(&mut self.rng).cloned())
         else {
             // Nobody to probe: the chain stops; ensure_timers restarts it.
-            return Ok(());
+            return self.conclude_previous(runtime);
         };
         let token = self.chains.issue();
         self.chains.probe = Some(token);
@@ -377,22 +413,24 @@ where
         let period = self.config.probe_period.saturating_mul(stretch);
         runtime.submit_after(Timer::ProbeRandomMember(token), period);
         self.gossip_credits = (self.gossip_credits + 1).min(self.gossip_burst());
-        self.probe.number = self.probe.number.wrapping_add(1);
-        self.probe.acked = false;
-        self.probe.indirect_done = false;
-        self.probe.indirect_sent = false;
-        self.probe.helpers = 0;
-        self.probe.nacks = 0;
-        let number = self.probe.number;
+        let number = self.probe.round.number.wrapping_add(1);
+        self.probe.round = Round {
+            number,
+            ..Round::new()
+        };
         runtime.submit_after(
             Timer::SendIndirectProbe {
                 probed_id: target.id().clone(),
                 probe_number: number,
             },
-            self.config.probe_rtt.saturating_mul(stretch),
+            if self.config.patient_probes {
+                self.config.probe_rtt.saturating_mul(stretch) / 2
+            } else {
+                self.config.probe_rtt.saturating_mul(stretch)
+            },
         );
         let id = target.id().clone();
-        self.probe.target = Some(target);
+        self.probe.round.target = Some(target);
         self.metrics.probes_sent += 1;
         self.send(&id, Message::Ping(number), runtime)
     }
@@ -404,15 +442,27 @@ where
         number: crate::ProbeNumber,
         runtime: &mut impl Runtime<T>,
     ) -> Result<(), Error> {
-        let current = self.probe.target.as_ref().is_some_and(|t| t.id() == probed)
-            && self.probe.number == number
-            && !self.probe.indirect_done;
+        if self.probe.round.number != number {
+            self.metrics.stale_timers += 1;
+            return Ok(());
+        }
+        if self.config.patient_probes && !self.probe.round.retried {
+            return self.retry_probe(probed, number, runtime);
+        }
+        // The previous probe has had its extra time.
+        self.conclude_previous(runtime)?;
+        let round = &mut self.probe.round;
+        let current =
+            round.target.as_ref().is_some_and(|t| t.id() == probed) && !round.indirect_done;
         if !current {
             self.metrics.stale_timers += 1;
             return Ok(());
         }
-        self.probe.indirect_done = true;
-        if self.probe.acked || self.config.num_indirect_probes == 0 {
+        round.indirect_done = true;
+        if round.acked {
+            return Ok(());
+        }
+        if self.config.num_indirect_probes == 0 {
             return Ok(());
         }
         let probed_addr = probed.addr();
@@ -423,10 +473,42 @@ where
         let helpers = self.choose_helpers(&probed_addr);
         let result = self.send_each(&helpers, message, runtime);
         let helpers = helpers.len();
-        self.probe.indirect_sent = helpers > 0;
-        self.probe.helpers = u8::try_from(helpers).unwrap_or(u8::MAX);
+        self.probe.round.indirect_sent = helpers > 0;
+        self.probe.round.helpers = u8::try_from(helpers).unwrap_or(u8::MAX);
         self.metrics.indirect_probes_sent += helpers as u64;
         result
+    }
+
+    /// Half the probe RTT elapsed (with `Config::patient_probes`): pings
+    /// the target again if it has not acked, and sets the indirect stage
+    /// for the other half. A lost ping or ack then costs one datagram more
+    /// instead of the helpers' dozen, and a member that answers late gets
+    /// two chances to answer directly before its verdict.
+    fn retry_probe(
+        &mut self,
+        probed: &T,
+        number: crate::ProbeNumber,
+        runtime: &mut impl Runtime<T>,
+    ) -> Result<(), Error> {
+        let round = &mut self.probe.round;
+        round.retried = true;
+        let unanswered = round.target.as_ref().is_some_and(|t| t.id() == probed) && !round.acked;
+        let rtt = self
+            .config
+            .probe_rtt
+            .saturating_mul(self.health_multiplier());
+        runtime.submit_after(
+            Timer::SendIndirectProbe {
+                probed_id: probed.clone(),
+                probe_number: number,
+            },
+            rtt.saturating_sub(rtt / 2),
+        );
+        if !unanswered {
+            return Ok(());
+        }
+        self.metrics.probes_retried += 1;
+        self.send(probed, Message::Ping(number), runtime)
     }
 
     /// Up to `num_indirect_probes` random active members other than
