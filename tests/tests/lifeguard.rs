@@ -47,8 +47,12 @@ fn under_loss_no_false_downs_and_traffic_within_bounds() {
 
 #[test]
 fn slow_members_cause_no_false_downs_and_crashes_are_found_as_fast() {
-    // 500 members, one in ten handling its input 1.5 probe RTTs late,
-    // under 5% loss.
+    // 500 members, one in ten handling its input (and its timers) 1.5
+    // probe RTTs late, under 5% loss. Off: each lost ping or ack to a slow
+    // member makes it a suspect, since helpers asked after the probe RTT
+    // cannot get its answer back within the period. On (patient probes): a
+    // second ping at half the probe RTT and a verdict at the next probe's
+    // probe RTT give its answer time.
     let on = run(Scenario::Slow, 500, 0.05, 500, true);
     let off = run(Scenario::Slow, 500, 0.05, 500, false);
     println!(
@@ -60,7 +64,11 @@ fn slow_members_cause_no_false_downs_and_crashes_are_found_as_fast() {
     );
     assert_eq!(on.false_positives, 0);
     assert!(on.false_positives < off.false_positives);
-    assert!(on.false_suspicions < off.false_suspicions);
+    let (on_s, off_s) = (
+        on.false_suspicions.expect("counted"),
+        off.false_suspicions.expect("counted"),
+    );
+    assert!(on_s * 10 <= off_s, "{on_s} vs {off_s}: not 10× fewer");
     // Crash detection: confirmations bring a real crash's suspicion down
     // to the shortest timeout, so it is at most 20% slower than a fixed
     // one.
