@@ -435,7 +435,10 @@ where
         self.send(&id, Message::Ping(number), runtime)
     }
 
-    /// The probe RTT elapsed: ask helpers if the direct probe went unanswered.
+    /// The probe RTT elapsed: ask helpers if the direct probe went
+    /// unanswered. With `Config::patient_probes` the same timer fires first
+    /// at half the probe RTT (see [`Foca::retry_probe`]), and at the probe
+    /// RTT also gives the previous period's probe its verdict.
     fn indirect_probe(
         &mut self,
         probed: &T,
