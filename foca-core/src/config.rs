@@ -97,17 +97,18 @@ pub struct Config {
     /// instead of filling the cluster with false suspicions. 1 disables it
     /// (plain SWIM timing); memberlist's default is 8. Must be at least 1.
     pub awareness_max_multiplier: u8,
-    /// Patient probes: a probe still unanswered when its period ends gets
-    /// until the next probe's `probe_rtt` for its verdict (the next probe
-    /// starts on time meanwhile), and when its helpers are asked, the
-    /// target is pinged again directly. A member that answers late (a busy
+    /// Patient probes: a target that has not acked by half the probe RTT
+    /// is pinged again (helpers are asked at `probe_rtt` as before, if it
+    /// still has not), and a probe still unanswered when its period ends
+    /// gets until the next probe's `probe_rtt` for its verdict (the next
+    /// probe starts on time meanwhile). A member that answers late (a busy
     /// process, a slow host: its ack comes after `probe_rtt`) then has time
-    /// to answer through the helpers or the second ping, so one lost
-    /// datagram no longer makes it a suspect, and neither does a lost ping
-    /// or ack to a member that answers in time. The cost: a suspicion of a
-    /// crashed member starts `probe_rtt` later, and unanswered probes cost
-    /// one ping more. Not part of Lifeguard; `false` is SWIM's timing (the
-    /// verdict at the end of the period).
+    /// to answer the second ping or the helpers, so one lost datagram no
+    /// longer makes it a suspect; and a lost ping or ack to a member that
+    /// answers in time costs two datagrams instead of the helpers' dozen.
+    /// The cost: a suspicion of a crashed member starts `probe_rtt` later.
+    /// Not part of Lifeguard; `false` is SWIM's timing (helpers at
+    /// `probe_rtt`, the verdict at the end of the period).
     pub patient_probes: bool,
     /// Down and left members are remembered this long, so stale news about
     /// them is recognised and (with `periodic_announce_to_down_members`) the

@@ -80,8 +80,8 @@ pub struct Metrics {
     pub probes_incomplete: u64,
     /// Indirect probe requests sent to helpers.
     pub indirect_probes_sent: u64,
-    /// Second direct pings, sent with the ping requests (see
-    /// `Config::patient_probes`).
+    /// Second direct pings, sent at half the probe RTT to a target that
+    /// had not acked (see `Config::patient_probes`).
     pub probes_retried: u64,
     /// Probes saved by a helper after the direct probe went unanswered.
     pub indirect_successes: u64,
