@@ -811,6 +811,43 @@ fn patient_probe_unanswered_suspects_at_the_next_indirect_stage() {
 }
 
 #[test]
+fn patient_probe_is_answered_by_an_ack_to_the_next_probe_of_its_member() {
+    // A cluster of two: every probe goes to member 2.
+    let config = Config {
+        patient_probes: true,
+        ..Config::simple()
+    };
+    let (mut f, mut rt) = (foca_with(config), Rec::default());
+    apply(&mut f, &mut rt, Member::alive(id(2), 0));
+    let stage = |rt: &mut Rec| rt.take_timer(|t| matches!(t, Timer::SendIndirectProbe { .. }));
+    let period = |rt: &mut Rec| rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));
+    // Probe 1 goes unanswered to the end of its period.
+    let t = period(&mut rt);
+    f.handle_timer(t, &mut rt).unwrap();
+    let next = period(&mut rt);
+    let retry = stage(&mut rt);
+    f.handle_timer(retry, &mut rt).unwrap();
+    let indirect = stage(&mut rt);
+    f.handle_timer(indirect, &mut rt).unwrap();
+    rt.clear();
+    f.handle_timer(next, &mut rt).unwrap();
+    let (to, h, _) = rt.messages().remove(0);
+    assert_eq!(to, id(2));
+    let Message::Ping(n2) = h.message else {
+        panic!("expected a ping, got {:?}", h.message)
+    };
+    // Member 2 answers probe 2 only: alive, so probe 1 raises nothing.
+    f.handle_data(&datagram(id(2), 0, Message::Ack(n2), &[]), &mut rt)
+        .unwrap();
+    let retry2 = stage(&mut rt);
+    f.handle_timer(retry2, &mut rt).unwrap();
+    let indirect2 = stage(&mut rt);
+    f.handle_timer(indirect2, &mut rt).unwrap();
+    assert_eq!(f.metrics().suspicions_raised, 0);
+    assert_eq!(state_of(&f, 2).unwrap().2, State::Alive);
+}
+
+#[test]
 fn probe_whose_indirect_stage_never_ran_is_not_a_suspicion() {
     let (mut f, mut rt, t) = probing();
     let (to, _, next, indirect) = fire_probe(&mut f, &mut rt, t);

@@ -484,6 +484,13 @@ where
         }
         round.acked = true;
         let (indirect_sent, indirect_done) = (round.indirect_sent, round.indirect_done);
+        // An answer to the newer probe of the same member (a cluster of
+        // two, or a suspect verified) answers the older one too.
+        if let Some(previous) = self.probe.previous.as_mut()
+            && previous.target.as_ref().is_some_and(|t| t.id() == from)
+        {
+            previous.acked = true;
+        }
         if !forwarded && self.guard.source() == Some(&from.addr()) {
             // A direct ack from where we pinged: the address is reachable
             // and answers for this member.
