@@ -696,6 +696,14 @@ fn forwarded_ack_saves_the_probe() {
     assert_eq!(f.metrics().suspicions_raised, 0);
 }
 
+/// `Config::simple` with patient probes.
+fn patient() -> Config {
+    Config {
+        patient_probes: true,
+        ..Config::simple()
+    }
+}
+
 /// With `Config::patient_probes`: runs a probe of a member that never
 /// answers through its retry (half the probe RTT) and its indirect stage
 /// (the probe RTT) to the end of its period, then starts the next probe.
@@ -705,11 +713,7 @@ fn patient_probe_to_period_end(
     f: &mut F,
     rt: &mut Rec,
 ) -> (TestId, u32, (TestId, u32), Timer<TestId>) {
-    let config = Config {
-        patient_probes: true,
-        ..Config::simple()
-    };
-    let rtt = config.probe_rtt;
+    let rtt = patient().probe_rtt;
     for a in 2..=4 {
         apply(f, rt, Member::alive(id(a), 0));
     }
@@ -769,11 +773,7 @@ fn patient_probe_to_period_end(
 
 #[test]
 fn patient_probe_takes_an_ack_that_comes_after_its_period() {
-    let config = Config {
-        patient_probes: true,
-        ..Config::simple()
-    };
-    let (mut f, mut rt) = (foca_with(config), Rec::default());
+    let (mut f, mut rt) = (foca_with(patient()), Rec::default());
     let (to, n, (to2, n2), retry2) = patient_probe_to_period_end(&mut f, &mut rt);
     // The late member answers the first probe during the second, whose
     // target answers at once.
@@ -795,11 +795,7 @@ fn patient_probe_takes_an_ack_that_comes_after_its_period() {
 
 #[test]
 fn patient_probe_unanswered_suspects_at_the_next_indirect_stage() {
-    let config = Config {
-        patient_probes: true,
-        ..Config::simple()
-    };
-    let (mut f, mut rt) = (foca_with(config), Rec::default());
+    let (mut f, mut rt) = (foca_with(patient()), Rec::default());
     let (to, _, _, retry2) = patient_probe_to_period_end(&mut f, &mut rt);
     f.handle_timer(retry2, &mut rt).unwrap();
     assert_eq!(f.metrics().suspicions_raised, 0, "not before the probe RTT");
@@ -813,11 +809,7 @@ fn patient_probe_unanswered_suspects_at_the_next_indirect_stage() {
 #[test]
 fn patient_probe_is_answered_by_an_ack_to_the_next_probe_of_its_member() {
     // A cluster of two: every probe goes to member 2.
-    let config = Config {
-        patient_probes: true,
-        ..Config::simple()
-    };
-    let (mut f, mut rt) = (foca_with(config), Rec::default());
+    let (mut f, mut rt) = (foca_with(patient()), Rec::default());
     apply(&mut f, &mut rt, Member::alive(id(2), 0));
     let stage = |rt: &mut Rec| rt.take_timer(|t| matches!(t, Timer::SendIndirectProbe { .. }));
     let period = |rt: &mut Rec| rt.take_timer(|t| matches!(t, Timer::ProbeRandomMember(_)));

@@ -790,14 +790,10 @@ fn forged_verdicts_about_a_live_member() {
                 killed_at = Some(Instant::now());
                 spread.issue(net, TARGET, &survivors);
             }
-            if let (Some(at), None) = (killed_at, detected) {
-                let gone = Net::addr(KILLED);
-                if survivors
-                    .iter()
-                    .all(|&o| net.view(o).is_some_and(|v| !v.contains(&gone)))
-                {
-                    detected = Some(at.elapsed());
-                }
+            if let (Some(at), None) = (killed_at, detected)
+                && net.listed_by_none(&survivors, KILLED)
+            {
+                detected = Some(at.elapsed());
             }
             spread.poll(net);
         },
@@ -806,13 +802,9 @@ fn forged_verdicts_about_a_live_member() {
     // host alone (the rogue, listed while it spoke, is dropped later).
     let detected = detected.unwrap_or_else(|| {
         let bound = limit(b.detect_unconfirmed);
-        let gone = Net::addr(KILLED);
         loop {
             let at = killed_at.expect("killed during the attack").elapsed();
-            if survivors
-                .iter()
-                .all(|&o| net.view(o).is_some_and(|v| !v.contains(&gone)))
-            {
+            if net.listed_by_none(&survivors, KILLED) {
                 break at;
             }
             assert!(at < bound, "crash detected: not within {bound:?}");

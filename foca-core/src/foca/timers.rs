@@ -462,10 +462,7 @@ where
             return Ok(());
         }
         round.indirect_done = true;
-        if round.acked {
-            return Ok(());
-        }
-        if self.config.num_indirect_probes == 0 {
+        if round.acked || self.config.num_indirect_probes == 0 {
             return Ok(());
         }
         let probed_addr = probed.addr();

@@ -332,6 +332,15 @@ impl Net {
         Some(text.lines().map(str::to_owned).collect())
     }
 
+    /// Whether host `i` is missing from the view of every one of
+    /// `observers` (each has written one).
+    pub fn listed_by_none(&self, observers: &[usize], i: usize) -> bool {
+        let gone = Self::addr(i);
+        observers
+            .iter()
+            .all(|&o| self.view(o).is_some_and(|v| !v.contains(&gone)))
+    }
+
     /// Waits until every host in `observers` lists exactly `expected`;
     /// returns how long that took. Panics after `limit`, with the views.
     pub fn wait_views(
